@@ -1,0 +1,73 @@
+/*
+ * publish.h - a CSV file becomes signed entries of a dataset's log.
+ *
+ * Two passes, so that bad input appends nothing:
+ *  1. Read and validate the whole file (CSV, header against the schema,
+ *     every cell, primary key and unique constraints), encoding each good
+ *     row into a spool file under DATADIR/tmp. Any error: stop here.
+ *  2. Diff the spool against the dataset's state and append only upserts
+ *     (new or changed rows) and deletes (keys no longer in the file), in
+ *     batches of at most batch_rows entries. Each batch is one LMDB write
+ *     transaction that also stores the tree nodes, the state and one
+ *     signed head: each batch is there whole or not at all.
+ * Publishing the same file twice appends nothing and signs no new head.
+ *
+ * Memory: the CSV is streamed; the only thing that grows with the file is
+ * the set of primary-key digests (24 bytes a row, plus slack) that finds
+ * duplicates and deletes.
+ */
+#ifndef MU_PUBLISH_H
+#define MU_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "csv.h"
+#include "sig.h"
+#include "store.h"
+
+#define PUBLISH_DEFAULT_BATCH 25000
+#define PUBLISH_DEFAULT_MAX_ERRORS 20
+
+struct publish_opts {
+	const char *dataset;       /* name without the member: "evacuation_sites" */
+	const char *schema_spec;   /* "aed@1" or a Table Schema JSON path */
+	const char *path;          /* the CSV file; "-" reads standard input */
+	int dry_run;               /* validate and diff, write nothing */
+	int ignore_extra_columns;  /* columns not in the schema are dropped */
+	size_t max_errors;         /* errors kept in the result (0: default) */
+	uint64_t batch_rows;       /* entries per signed batch (0: default) */
+	int show_progress;         /* draw progress bars on a terminal */
+};
+
+struct publish_error {
+	uint64_t line;       /* 0 when not about one line */
+	unsigned column;     /* 1-based CSV column, 0 when not about one cell */
+	char *message;       /* a sentence naming the field, value and rule */
+};
+
+struct publish_result {
+	char dataset[128];          /* "<member>/<name>" */
+	enum csv_encoding encoding;
+	uint64_t rows;              /* data rows in the file */
+	uint64_t added, changed, deleted, unchanged;
+	uint64_t old_size, new_size;
+	uint64_t batches;           /* signed heads written */
+	uint8_t root[32];           /* root at new_size */
+	uint64_t nerrors;           /* errors found (may exceed those kept) */
+	struct publish_error *errors;
+	size_t nkept;
+};
+
+/*
+ * Publish o->path into the dataset o->dataset of the node whose store is
+ * st, signing with key. Returns 0 on success (including "nothing changed"),
+ * MU_E_SCHEMA or MU_E_CSV or MU_E_ENCODING with res->errors listing what is
+ * wrong, or another negative code. res is filled in every case; free it
+ * with publish_result_fini().
+ */
+int publish_csv(struct store *st, const struct sig_key *key, const struct publish_opts *o,
+		struct publish_result *res);
+void publish_result_fini(struct publish_result *res);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * store.h - the node's LMDB environment: one per data directory.
+ *
+ * Layout of DATADIR:
+ *   store/data.mdb, store/lock.mdb   the LMDB environment
+ *   keys/                            the node's key files (see sig.h)
+ *   tmp/                             spool files of publishes in progress
+ *
+ * Named databases and their keys (all integers big-endian so that LMDB's
+ * byte order is numeric order):
+ *   meta      text key -> bytes       format version, member id, public key
+ *   datasets  "<member>/<name>" -> DatasetInfo (proto)
+ *   entries   lid(4) seq(8) -> Entry bytes exactly as hashed
+ *   nodes     lid(4) level(1) index(8) -> 32-byte subtree hash, for levels
+ *             >= STORE_NODE_MIN_LEVEL only; lower levels are recomputed
+ *             from at most 2^STORE_NODE_MIN_LEVEL entries, which keeps
+ *             appends to one extra put per 16 entries
+ *   heads     lid(4) size(8) -> SignedHead bytes exactly as signed (history)
+ *   state     lid(4) key -> seq(8) row_sha256(32); key is the primary key
+ *             text, or 0xFF followed by its SHA-256 when it is longer than
+ *             STORE_KEY_INLINE bytes (0xFF never occurs in UTF-8)
+ *   schemas   "id@version" -> Table Schema JSON as registered
+ *   trust     version(8) -> signed trust list bytes
+ *
+ * Durable by default (no MDB_NOSYNC, no MDB_WRITEMAP). The map starts at
+ * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills.
+ *
+ * Views returned by getters borrow LMDB memory: valid only until the end of
+ * the transaction or the next write in it.
+ */
+#ifndef MU_STORE_H
+#define MU_STORE_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "merkle.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_NODE_MIN_LEVEL 4
+#define STORE_KEY_INLINE 400
+#define STORE_MAP_INITIAL ((size_t)1 << 30)
+#define STORE_MAP_MAX ((size_t)1 << 40)
+
+enum store_flags {
+	STORE_RDONLY = 1,   /* open read-only */
+	STORE_CREATE = 2,   /* create DATADIR and the environment if missing */
+	STORE_NOSYNC = 4,   /* MDB_NOSYNC: only when a user asks for it knowingly */
+};
+
+struct store;
+
+struct store_txn {
+	struct store *st;
+	MDB_txn *txn;
+};
+
+/* Open DATADIR's store. Without STORE_CREATE a missing store is -ENOENT.
+ * A store of another format version is MU_E_VERSION. */
+int store_open(const char *datadir, unsigned flags, struct store **out);
+void store_close(struct store **st);
+const char *store_datadir(const struct store *st);
+
+/* Read transactions. */
+int store_read_begin(struct store *st, struct store_txn *t);
+void store_read_end(struct store_txn *t);
+
+/*
+ * Run fn inside one write transaction: commit if it returns 0, abort if it
+ * returns an error (passed back). If the map fills at any point the
+ * transaction is aborted, the map grown, and fn run again from the start:
+ * fn must reset its own state and have no effect outside the transaction.
+ */
+typedef int (*store_write_fn)(struct store_txn *t, void *ctx);
+int store_write(struct store *st, store_write_fn fn, void *ctx);
+
+/* Map use, for status and metrics. */
+int store_map_usage(struct store *st, size_t *used, size_t *mapsize);
+
+/* meta: small named values. -ENOENT when missing; -ENOSPC when cap is too
+ * small. Text values are written without a NUL; *len excludes it and the
+ * buffer is NUL-terminated when room allows. */
+int store_meta_get(struct store_txn *t, const char *key, void *buf, size_t cap, size_t *len);
+int store_meta_put(struct store_txn *t, const char *key, const void *val, size_t len);
+
+/* The node's member id (from meta) into buf. */
+int store_member(struct store_txn *t, char *buf, size_t cap);
+
+struct store_dataset {
+	char *name;          /* "<member>/<name>" */
+	uint32_t local_id;
+	char *publisher;     /* member id */
+	char *schema_id;
+	unsigned schema_version;
+	uint8_t schema_digest[32];
+	uint64_t size, rows, head_size;
+	int64_t created_us, updated_us;
+	char *title, *description, *license, *update_frequency;
+};
+
+/* Fill *d (fields are malloc'd: store_dataset_fini). -ENOENT if unknown. */
+int store_dataset_get(struct store_txn *t, const char *name, struct store_dataset *d);
+/* Insert or replace; assigns a fresh local_id when d->local_id is 0. */
+int store_dataset_put(struct store_txn *t, struct store_dataset *d);
+void store_dataset_fini(struct store_dataset *d);
+/* All dataset names, sorted. Caller frees each and the array. */
+int store_dataset_names(struct store_txn *t, char ***names, size_t *n);
+
+/* The log. */
+int store_entry_put(struct store_txn *t, uint32_t lid, uint64_t seq, const void *buf, size_t len);
+int store_entry_get(struct store_txn *t, uint32_t lid, uint64_t seq, const uint8_t **buf, size_t *len);
+
+/* merkle_get_fn / merkle_done_fn over one dataset's tree; ctx is a
+ * struct store_tree. */
+struct store_tree {
+	struct store_txn *t;
+	uint32_t lid;
+};
+int store_tree_get(void *ctx, unsigned level, uint64_t index, merkle_hash out);
+int store_tree_done(void *ctx, unsigned level, uint64_t index, const merkle_hash h);
+
+int store_head_put(struct store_txn *t, uint32_t lid, uint64_t size, const void *buf, size_t len);
+int store_head_get(struct store_txn *t, uint32_t lid, uint64_t size, const uint8_t **buf, size_t *len);
+/* The first stored head with size > after (after = 0 gives the oldest). */
+int store_head_next(struct store_txn *t, uint32_t lid, uint64_t after, uint64_t *size,
+		    const uint8_t **buf, size_t *len);
+/* The newest head. -ENOENT if none. */
+int store_head_latest(struct store_txn *t, uint32_t lid, uint64_t *size, const uint8_t **buf,
+		      size_t *len);
+
+/* State: the current row of each primary key. */
+struct store_state_val {
+	uint64_t seq;
+	uint8_t row_sha256[32];
+};
+int store_state_get(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		    struct store_state_val *v);
+int store_state_put(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		    const struct store_state_val *v);
+int store_state_del(struct store_txn *t, uint32_t lid, const char *key, size_t key_len);
+
+/* Iterate the state of one dataset in key order. store_iter_next returns 1
+ * with a row, 0 at the end, or an error. key is the stored form (inline
+ * text, or 0xFF + hash). store_iter_del deletes the current row. */
+struct store_iter {
+	MDB_cursor *cur;
+	uint32_t lid;
+	int started;
+};
+int store_state_iter_begin(struct store_txn *t, uint32_t lid, struct store_iter *it);
+int store_state_iter_next(struct store_iter *it, const uint8_t **key, size_t *key_len,
+			  struct store_state_val *v);
+int store_iter_del(struct store_iter *it);
+void store_iter_end(struct store_iter *it);
+
+/* Schemas and trust lists: opaque bytes by key. */
+int store_schema_put(struct store_txn *t, const char *id_at_version, const void *json, size_t len);
+int store_schema_get(struct store_txn *t, const char *id_at_version, const uint8_t **json, size_t *len);
+
+/* Translate an LMDB return code to musubi's style (MDB_NOTFOUND -> -ENOENT,
+ * MDB_MAP_FULL -> MU_E_MAPFULL, others MU_E_STORE after logging). */
+int store_err(int mdb_rc);
+
+#endif

@@ -1,0 +1,162 @@
+/* cmd_publish.c - musubi publish: a CSV file into a dataset's signed log. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "mu_err.h"
+#include "publish.h"
+#include "sig.h"
+
+static const char publish_usage[] =
+	"usage: musubi publish --dir DATADIR --dataset NAME --schema ID@VERSION|FILE.json\n"
+	"                      [--dry-run] [--ignore-extra-columns] [--max-errors N]\n"
+	"                      [--batch-rows N] [--json] FILE.csv\n\n"
+	"Validate FILE.csv (UTF-8 or Shift_JIS) against the schema, compare it with the\n"
+	"dataset's current rows, and append only what changed (new, changed and deleted\n"
+	"rows), signed by the node's key. Any error in the file appends nothing: the\n"
+	"errors name the line, the column, the value and the rule. FILE.csv may be -\n"
+	"for standard input.\n\n"
+	"  --dry-run               validate and show what would change; write nothing\n"
+	"  --ignore-extra-columns  drop columns that the schema does not have\n"
+	"  --max-errors N          list at most N errors (default 20)\n"
+	"  --batch-rows N          entries per signed batch (default 25000)\n"
+	"  --json                  print the result as one JSON object\n";
+
+static void print_json(const struct publish_result *r, int rc, int dry_run)
+{
+	char root[65];
+	json_t *errs = json_array();
+
+	sig_hex(r->root, 32, root);
+	for (size_t i = 0; i < r->nkept; i++)
+		json_array_append_new(errs, json_pack("{s:I,s:i,s:s}", "line", (json_int_t)r->errors[i].line,
+						      "column", (int)r->errors[i].column,
+						      "message", r->errors[i].message));
+	json_t *o = json_pack("{s:s,s:b,s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:I,s:o}",
+			      "dataset", r->dataset, "ok", rc == 0, "dry_run", dry_run,
+			      "encoding", csv_encoding_name(r->encoding),
+			      "rows", (json_int_t)r->rows, "added", (json_int_t)r->added,
+			      "changed", (json_int_t)r->changed, "deleted", (json_int_t)r->deleted,
+			      "unchanged", (json_int_t)r->unchanged,
+			      "old_size", (json_int_t)r->old_size, "new_size", (json_int_t)r->new_size,
+			      "batches", (json_int_t)r->batches, "root", root,
+			      "error_count", (json_int_t)r->nerrors, "errors", errs);
+	char *s = json_dumps(o, JSON_COMPACT);
+	if (s != NULL)
+		puts(s);
+	free(s);
+	json_decref(o);
+}
+
+static void print_text(const struct publish_result *r, int rc, const char *path, int dry_run)
+{
+	char root[65];
+
+	if (rc < 0) {
+		fprintf(stderr, "musubi publish: %s: nothing was appended to %s.\n", path,
+			r->dataset[0] ? r->dataset : "the dataset");
+		for (size_t i = 0; i < r->nkept; i++) {
+			const struct publish_error *e = &r->errors[i];
+			if (e->line && e->column)
+				fprintf(stderr, "  line %llu, column %u: %s\n",
+					(unsigned long long)e->line, e->column, e->message);
+			else if (e->line)
+				fprintf(stderr, "  line %llu: %s\n", (unsigned long long)e->line,
+					e->message);
+			else
+				fprintf(stderr, "  %s\n", e->message);
+		}
+		if (r->nerrors > r->nkept)
+			fprintf(stderr, "  ... and %llu more errors (see --max-errors)\n",
+				(unsigned long long)(r->nerrors - r->nkept));
+		return;
+	}
+	sig_hex(r->root, 32, root);
+	printf("%s%s: %llu rows read (%s): %llu new, %llu changed, %llu deleted, %llu unchanged\n",
+	       dry_run ? "dry run, nothing written: " : "", r->dataset,
+	       (unsigned long long)r->rows, csv_encoding_name(r->encoding),
+	       (unsigned long long)r->added, (unsigned long long)r->changed,
+	       (unsigned long long)r->deleted, (unsigned long long)r->unchanged);
+	if (dry_run)
+		return;
+	if (r->batches == 0)
+		printf("nothing to append: the log stays at %llu entries\n",
+		       (unsigned long long)r->old_size);
+	else
+		printf("log %llu -> %llu entries in %llu signed batch%s; root %s\n",
+		       (unsigned long long)r->old_size, (unsigned long long)r->new_size,
+		       (unsigned long long)r->batches, r->batches == 1 ? "" : "es", root);
+}
+
+int cmd_publish(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "dataset", required_argument, NULL, 'n' },
+		{ "schema", required_argument, NULL, 's' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "ignore-extra-columns", no_argument, NULL, 'I' },
+		{ "max-errors", required_argument, NULL, 'E' },
+		{ "batch-rows", required_argument, NULL, 'B' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct publish_opts o = { .show_progress = 1 };
+	struct publish_result res;
+	const char *dir = NULL;
+	struct store *st = NULL;
+	struct sig_key *key = NULL;
+	char keypath[4096];
+	int c, rc, json = 0, ret = EXIT_FAILURE_;
+
+	if (cli_wants_help(argc, argv, publish_usage))
+		return EXIT_OK;
+	while ((c = getopt_long(argc, argv, "d:n:s:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'n': o.dataset = optarg; break;
+		case 's': o.schema_spec = optarg; break;
+		case 'D': o.dry_run = 1; break;
+		case 'I': o.ignore_extra_columns = 1; break;
+		case 'E': o.max_errors = strtoul(optarg, NULL, 10); break;
+		case 'B': o.batch_rows = strtoull(optarg, NULL, 10); break;
+		case 'j': json = 1; break;
+		default: return fputs(publish_usage, stderr), EXIT_USAGE;
+		}
+	}
+	if (dir == NULL || o.dataset == NULL || o.schema_spec == NULL || optind + 1 != argc) {
+		cli_error("publish", "--dir, --dataset, --schema and one FILE.csv are required "
+			  "(see --help)");
+		return EXIT_USAGE;
+	}
+	o.path = argv[optind];
+	if ((rc = store_open(dir, o.dry_run ? STORE_RDONLY : 0, &st)) < 0) {
+		cli_error("publish", "cannot open the store in %s: %s%s", dir, mu_strerror(rc),
+			  rc == -ENOENT ? " (run musubi init first)" : "");
+		return EXIT_FAILURE_;
+	}
+	snprintf(keypath, sizeof(keypath), "%s/keys/signing.pem", dir);
+	if (!o.dry_run && (rc = sig_key_load_private(keypath, &key)) < 0) {
+		cli_error("publish", "cannot load the node's signing key %s: %s", keypath,
+			  mu_strerror(rc));
+		goto out;
+	}
+	rc = publish_csv(st, key, &o, &res);
+	if (json)
+		print_json(&res, rc, o.dry_run);
+	else
+		print_text(&res, rc, o.path, o.dry_run);
+	ret = rc == 0 ? EXIT_OK : (rc == MU_E_SCHEMA || rc == MU_E_CSV || rc == MU_E_ENCODING ||
+				   rc == MU_E_USAGE) ? EXIT_PROBLEM : EXIT_FAILURE_;
+	publish_result_fini(&res);
+out:
+	sig_key_destroy(&key);
+	store_close(&st);
+	return ret;
+}
