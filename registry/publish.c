@@ -617,7 +617,10 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 	}
 	snprintf(res->dataset, sizeof(res->dataset), "%s/%s", p.member, o->dataset);
 	if ((rc = schema_resolve(o->schema_spec, &p.schema, &why)) < 0) {
-		add_error(&p, 0, 0, "schema %s: %s", o->schema_spec, why ? why : mu_strerror(rc));
+		add_error(&p, 0, 0, "schema %s: %s (musubi schema list shows the built-in ones)",
+			  o->schema_spec, why ? why : mu_strerror(rc));
+		if (rc != -ENOMEM)
+			rc = MU_E_SCHEMA;
 		goto out;
 	}
 	if (p.schema->npk == 0) {

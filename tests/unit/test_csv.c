@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -279,7 +280,7 @@ static void test_encodings(void)
 	size_t len;
 
 	REQUIRE(csv_open_mem(bom, sizeof(bom) - 1, &r) == 0);
-	CHECK_RC(csv_next(r, &rec), 1);
+	REQUIRE(csv_next(r, &rec) == 1);
 	CHECK_STREQ(rec.fields[0].ptr, "id");
 	CHECK(rec.fields[0].len == 2);
 	CHECK(csv_encoding(r) == CSV_ENC_UTF8_BOM);
@@ -294,7 +295,7 @@ static void test_encodings(void)
 	REQUIRE((sjis = convert("CP932", "UTF-8", plain, sizeof(plain) - 1, &len)) != NULL);
 	REQUIRE(csv_open_mem(sjis, len, &r) == 0);
 	CHECK_RC(csv_next(r, &rec), 1);
-	CHECK_RC(csv_next(r, &rec), 1);
+	REQUIRE(csv_next(r, &rec) == 1);
 	CHECK(csv_encoding(r) == CSV_ENC_CP932);
 	CHECK_STREQ(rec.fields[1].ptr, "焼津");
 	csv_close(&r);
@@ -388,11 +389,12 @@ static void test_invalid_utf8(void)
 	static const char *const bad[] = {
 		"\xC0\xAF",          /* overlong '/' */
 		"\xE0\x80\xAF",      /* overlong, 3 bytes */
+		"\xF0\x8F\xBF\xBF",  /* overlong, 4 bytes */
 		"\xED\xA0\x80",      /* UTF-16 surrogate U+D800 */
 		"\xF4\x90\x80\x80",  /* U+110000 */
 		"\xF8\x88\x80\x80\x80",
 		"\x80",              /* continuation without a lead */
-		"\xE7\x84" "x",      /* lead cut short */
+		"\xE7\x84\x41",      /* lead cut short by an "A" */
 		"\xFF",
 	};
 	size_t plen, rows = 4000;  /* 80,000 bytes */
@@ -417,6 +419,21 @@ static void test_invalid_utf8(void)
 	memcpy(buf + plen, "\xED\xBF\xBF\n", 4);
 	snprintf(want, sizeof(want), "line %zu, column 1: invalid UTF-8", rows + 1);
 	CHECK(expect_error(buf, plen + 4, MU_E_ENCODING, want) == rows);
+	free(buf);
+
+	/* the edges of what is valid pass through unchanged */
+	static const char edges[] = "\xC2\x80,\xED\x9F\xBF,\xEE\x80\x80,"
+				    "\xF0\x90\x80\x80,\xF4\x8F\xBF\xBF\n";
+	char *got = NULL;
+	size_t n;
+	buf = malloc(plen + sizeof(edges));
+	memcpy(buf, prefix, plen);
+	memcpy(buf + plen, edges, sizeof(edges));
+	CHECK_RC(dump_mem(buf, plen + sizeof(edges) - 1, &got, &n), 0);
+	CHECK(n == rows + 1);
+	CHECK(got != NULL && strstr(got, " 2u\xC2\x80 3u\xED\x9F\xBF 3u\xEE\x80\x80"
+				     " 4u\xF0\x90\x80\x80 4u\xF4\x8F\xBF\xBF\n") != NULL);
+	free(got);
 	free(buf);
 	free(prefix);
 
@@ -511,6 +528,46 @@ static void test_covid_raw(void)
 	CHECK(csv_encoding(r) == CSV_ENC_UTF8);
 	csv_close(&r);
 	close(fd);
+}
+
+/* A pipe delivers short reads; the records are those read from memory. */
+static void test_pipe_short_reads(void)
+{
+	const char *path = MU_TEST_DATA "/tourism/222127_yaizu.csv";
+	struct csv_reader *r = NULL;
+	char *data, *want = NULL, *got = NULL;
+	uint8_t hash[32], want_hash[32];
+	size_t len, nwant, ngot;
+	int fds[2], status;
+	pid_t pid;
+
+	REQUIRE((data = read_file(path, &len)) != NULL);
+	REQUIRE(pipe(fds) == 0);
+	REQUIRE((pid = fork()) >= 0);
+	if (pid == 0) {
+		int rc = 0;
+		close(fds[0]);
+		for (size_t off = 0; off < len && rc == 0; off += 1000)
+			rc = write(fds[1], data + off, len - off < 1000 ? len - off : 1000) < 0;
+		free(data);
+		_exit(rc);
+	}
+	close(fds[1]);
+	REQUIRE(csv_open_fd(fds[0], &r) == 0);
+	CHECK_RC(dump(r, &got, &ngot), 0);
+	csv_input_sha256(r, hash);
+	csv_close(&r);
+	close(fds[0]);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0);
+	CHECK_RC(dump_mem(data, len, &want, &nwant), 0);
+	CHECK(ngot == 206 && ngot == nwant);
+	CHECK(got != NULL && want != NULL && strcmp(got, want) == 0);
+	REQUIRE(EVP_Digest(data, len, want_hash, NULL, EVP_sha256(), NULL) == 1);
+	CHECK(memcmp(hash, want_hash, 32) == 0);
+	free(got);
+	free(want);
+	free(data);
 }
 
 /* A real UTF-8 file converted to Shift_JIS reads back field for field. */
@@ -747,6 +804,7 @@ CHECK_TESTS = {
 	{ "read error", test_read_error },
 	{ "tourism multi-line with bom", test_tourism_multiline_bom },
 	{ "covid raw newlines in quotes", test_covid_raw },
+	{ "pipe with short reads", test_pipe_short_reads },
 	{ "shift_jis real file", test_sjis_real_file },
 	{ "records split across blocks", test_split_across_blocks },
 	{ "multibyte split across blocks", test_multibyte_split_across_blocks },

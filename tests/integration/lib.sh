@@ -1,0 +1,44 @@
+# lib.sh - shared helpers of musubi's shell tests. Source it; it expects
+# MUSUBI (the musubi binary) and DATA (the bundled data) in the environment.
+set -eu
+
+WORK=$(mktemp -d /tmp/mu-it-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	failures=$((failures + 1))
+}
+
+# expect_status CODE CMD...: run CMD, fail unless it exits with CODE.
+expect_status() {
+	want=$1
+	shift
+	set +e
+	"$@" >"$WORK/out" 2>"$WORK/err"
+	got=$?
+	set -e
+	if [ "$got" -ne "$want" ]; then
+		fail "'$*' exited $got, wanted $want"
+		sed 's/^/  | /' "$WORK/out" "$WORK/err" >&2
+	fi
+}
+
+# expect_in FILE TEXT: FILE contains TEXT.
+expect_in() {
+	grep -qF -- "$2" "$1" || { fail "$1 lacks '$2'"; sed 's/^/  | /' "$1" >&2; }
+}
+
+finish() {
+	if [ "$failures" -ne 0 ]; then
+		echo "$failures failure(s)" >&2
+		exit 1
+	fi
+	echo "ok"
+}
+
+# json_field FILE EXPR: a value from a JSON document, via python3.
+json_field() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$1" "$2"
+}

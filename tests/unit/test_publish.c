@@ -1,0 +1,477 @@
+/*
+ * test_publish.c - CSV files become signed logs: real municipal files,
+ * diffs, deletes, Shift_JIS, malformed input that appends nothing, and
+ * verification that catches tampering.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "head.h"
+#include "mu_err.h"
+#include "publish.h"
+#include "rec.h"
+#include "sig.h"
+#include "store.h"
+#include "verify.h"
+
+static char tmpdir[256];
+static struct store *st;
+static struct sig_key *key;
+
+static int init_meta(struct store_txn *t, void *ctx)
+{
+	uint8_t raw[32];
+	int rc;
+
+	if ((rc = sig_key_raw_public(key, raw)) < 0 ||
+	    (rc = store_meta_put(t, "member", ctx, strlen(ctx))) < 0)
+		return rc;
+	return store_meta_put(t, "signing_pub", raw, 32);
+}
+
+/* A fresh node for member: store, keys, identity. */
+static void node_new(const char *member)
+{
+	char path[512], cmd[600];
+
+	if (st != NULL)
+		store_close(&st);
+	sig_key_destroy(&key);
+	if (tmpdir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+		CHECK(system(cmd) == 0);
+	}
+	strcpy(tmpdir, "/tmp/mu-publish-XXXXXX");
+	REQUIRE(mkdtemp(tmpdir) != NULL);
+	snprintf(path, sizeof(path), "%s/keys", tmpdir);
+	CHECK_OK(sig_keygen_dir(path));
+	snprintf(path, sizeof(path), "%s/keys/signing.pem", tmpdir);
+	CHECK_OK(sig_key_load_private(path, &key));
+	CHECK_OK(store_open(tmpdir, STORE_CREATE, &st));
+	CHECK_OK(store_write(st, init_meta, (void *)member));
+}
+
+static int publish(const char *dataset, const char *schema, const char *path,
+		   struct publish_result *res)
+{
+	struct publish_opts o = { .dataset = dataset, .schema_spec = schema, .path = path };
+	return publish_csv(st, key, &o, res);
+}
+
+static const char *data(const char *rel)
+{
+	static char buf[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", MU_TEST_DATA, rel);
+	return buf[i];
+}
+
+static const char *write_tmp(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return NULL;
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void expect_verified(void)
+{
+	struct verify_report rep;
+	int rc = verify_store(st, NULL, verify_own_key, NULL, &rep);
+
+	for (size_t i = 0; i < rep.nproblems; i++)
+		fprintf(stderr, "verify: %s: %s\n", rep.problems[i].dataset, rep.problems[i].message);
+	CHECK_OK(rc);
+	verify_report_fini(&rep);
+}
+
+static uint64_t count_lines(const char *path)
+{
+	char cmd[600], out[64] = "";
+	FILE *p;
+
+	/* Data rows of a file without quoted newlines: lines - header. */
+	snprintf(cmd, sizeof(cmd), "grep -c . '%s'", path);
+	p = popen(cmd, "r");
+	if (p == NULL || fgets(out, sizeof(out), p) == NULL)
+		out[0] = '\0';
+	if (p)
+		pclose(p);
+	return strtoull(out, NULL, 10) - 1;
+}
+
+/* Real files of three municipalities and three schemas publish, verify,
+ * and publish again without appending anything. */
+static void test_real_files(void)
+{
+	static const struct {
+		const char *dataset, *schema, *file;
+	} files[] = {
+		{ "evacuation_sites", "gsi_evacuation_site@1", "evacuation_sites/011002_sapporo_gsi.csv" },
+		{ "aed", "aed@1", "aed/222127_yaizu.csv" },
+		{ "public_toilet", "public_toilet@2", "public_toilet/222127_yaizu.csv" },
+		{ "shelters", "gsi_designated_shelter@1", "designated_shelters/012025_hakodate_gsi.csv" },
+		{ "fire_hydrant", "fire_hydrant@2", "fire_hydrant/222127_yaizu.csv" },
+	};
+	struct publish_result res;
+
+	node_new("222127");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		uint64_t rows = count_lines(data(files[i].file));
+		int rc = publish(files[i].dataset, files[i].schema, data(files[i].file), &res);
+		for (size_t e = 0; e < res.nkept; e++)
+			fprintf(stderr, "%s line %llu col %u: %s\n", files[i].file,
+				(unsigned long long)res.errors[e].line, res.errors[e].column,
+				res.errors[e].message);
+		CHECK_OK(rc);
+		CHECK(res.rows == rows);
+		CHECK(res.added == rows && res.changed == 0 && res.deleted == 0);
+		CHECK(res.old_size == 0 && res.new_size == rows && res.batches == 1);
+		publish_result_fini(&res);
+		/* Again: nothing appended, no new head. */
+		CHECK_OK(publish(files[i].dataset, files[i].schema, data(files[i].file), &res));
+		CHECK(res.unchanged == rows && res.added == 0 && res.batches == 0);
+		CHECK(res.new_size == rows);
+		publish_result_fini(&res);
+	}
+	expect_verified();
+}
+
+static const char small_schema[] =
+	"{\"name\":\"sites\",\"version\":1,\"title\":\"test sites\",\"primaryKey\":[\"id\"],"
+	"\"fields\":[{\"name\":\"id\",\"type\":\"integer\",\"constraints\":{\"required\":true}},"
+	"{\"name\":\"名称\",\"type\":\"string\",\"constraints\":{\"required\":true}},"
+	"{\"name\":\"緯度\",\"type\":\"number\",\"constraints\":{\"minimum\":-90,\"maximum\":90}},"
+	"{\"name\":\"開設日\",\"type\":\"date\"},"
+	"{\"name\":\"code\",\"type\":\"string\",\"constraints\":{\"unique\":true}}]}";
+
+static void test_diff_changes_and_deletes(void)
+{
+	struct publish_result res;
+	char schema[600];
+
+	node_new("011002");
+	snprintf(schema, sizeof(schema), "%s", write_tmp("sites.json", small_schema));
+	const char *v1 = "id,名称,緯度,開設日,code\n1,中央,43.0,2020-04-01,a\n2,北,43.1,,b\n3,南,42.9,2021/5/6,c\n";
+	CHECK_OK(publish("sites", schema, write_tmp("v1.csv", v1), &res));
+	CHECK(res.added == 3 && res.new_size == 3);
+	publish_result_fini(&res);
+	/* Row 2 changes, row 3 goes, row 4 comes. Columns may be reordered. */
+	const char *v2 = "名称,id,緯度,開設日,code\n中央,1,43.0,2020-04-01,a\n北二,2,43.1,,b\n東,4,43.2,,d\n";
+	CHECK_OK(publish("sites", schema, write_tmp("v2.csv", v2), &res));
+	CHECK(res.added == 1 && res.changed == 1 && res.deleted == 1 && res.unchanged == 1);
+	CHECK(res.old_size == 3 && res.new_size == 6 && res.batches == 1);
+	publish_result_fini(&res);
+	/* A dry run shows the same diff and writes nothing. */
+	struct publish_opts o = { .dataset = "sites", .schema_spec = schema,
+				  .path = write_tmp("v1b.csv", v1), .dry_run = 1 };
+	CHECK_OK(publish_csv(st, key, &o, &res));
+	CHECK(res.added == 1 && res.changed == 1 && res.deleted == 1);
+	CHECK(res.new_size == 6);
+	publish_result_fini(&res);
+	expect_verified();
+
+	struct store_txn t;
+	struct store_dataset ds;
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/sites", &ds));
+	CHECK(ds.rows == 3 && ds.size == 6 && ds.head_size == 6);
+	/* The delete entry is in the log, signed, with its key. */
+	const uint8_t *buf;
+	size_t len;
+	struct rec_entry_decoded *d = NULL;
+	int found_delete = 0;
+	for (uint64_t s = 3; s < 6; s++) {
+		CHECK_OK(store_entry_get(&t, ds.local_id, s, &buf, &len));
+		CHECK_OK(rec_entry_decode(buf, len, &d));
+		if (d != NULL && d->e.op == REC_DELETE) {
+			CHECK_STREQ(d->e.key, "3");
+			found_delete = 1;
+		}
+		rec_entry_free(&d);
+	}
+	CHECK(found_delete);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+}
+
+/* Malformed input: each case fails with the expected code and message,
+ * and the log stays exactly as it was. */
+static void test_bad_input_appends_nothing(void)
+{
+	static const struct {
+		const char *csv, *needle;
+		int rc;
+		uint64_t line;
+	} cases[] = {
+		{ "id,名称,緯度,開設日,code\n1,a,95,,x\n", "maximum", MU_E_SCHEMA, 2 },
+		{ "id,名称,緯度,開設日,code\nx1,a,1,,x\n", "integer", MU_E_SCHEMA, 2 },
+		{ "id,名称,緯度,開設日,code\n1,,1,,x\n", "required", MU_E_SCHEMA, 2 },
+		{ "id,名称,緯度,開設日,code\n1,a,1,2020-02-30,x\n", "date", MU_E_SCHEMA, 2 },
+		{ "id,名称,緯度,開設日,code\n1,a,1,,x\n1,b,1,,y\n", "repeated", MU_E_SCHEMA, 3 },
+		{ "id,名称,緯度,開設日,code\n1,a,1,,x\n2,b,1,,x\n", "unique", MU_E_SCHEMA, 3 },
+		{ "id,名称,緯度,開設日,code\n1,a,1,,x,extra\n", "fields", MU_E_SCHEMA, 2 },
+		{ "id,名称,緯度,開設日,code,謎\n1,a,1,,x,?\n", "not a field", MU_E_SCHEMA, 1 },
+		{ "id,緯度,開設日,code\n1,1,,x\n", "required field", MU_E_SCHEMA, 1 },
+		{ "id,名称,緯度,開設日,code\n1,\"a,1,,x\n", "quote", MU_E_CSV, 0 },
+		{ "", "empty", MU_E_CSV, 0 },
+		{ "id,id,名称,緯度,開設日,code\n1,1,a,1,,x\n", "twice", MU_E_SCHEMA, 1 },
+	};
+	struct publish_result res;
+	char schema[600];
+
+	node_new("011002");
+	snprintf(schema, sizeof(schema), "%s", write_tmp("sites.json", small_schema));
+	CHECK_OK(publish("sites", schema,
+			 write_tmp("good.csv", "id,名称,緯度,開設日,code\n9,既存,40,,z\n"), &res));
+	publish_result_fini(&res);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = publish("sites", schema, write_tmp("bad.csv", cases[i].csv), &res);
+		CHECK_RC(rc, cases[i].rc);
+		CHECK(res.nerrors >= 1 && res.nkept >= 1);
+		if (res.nkept >= 1) {
+			if (strstr(res.errors[0].message, cases[i].needle) == NULL) {
+				fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i,
+					res.errors[0].message, cases[i].needle);
+				CHECK(0);
+			}
+			if (cases[i].line)
+				CHECK(res.errors[0].line == cases[i].line);
+		}
+		CHECK(res.new_size == 1 || res.new_size == 0);
+		publish_result_fini(&res);
+	}
+	struct store_txn t;
+	struct store_dataset ds;
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/sites", &ds));
+	CHECK(ds.size == 1 && ds.rows == 1);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+	expect_verified();
+}
+
+/* Many errors: all counted, the first max_errors kept, in file order. */
+static void test_error_limit(void)
+{
+	struct publish_result res;
+	struct publish_opts o = { .dataset = "sites", .max_errors = 5 };
+	char schema[600], csv[8192];
+	size_t off;
+
+	node_new("011002");
+	snprintf(schema, sizeof(schema), "%s", write_tmp("sites.json", small_schema));
+	o.schema_spec = schema;
+	off = (size_t)snprintf(csv, sizeof(csv), "id,名称,緯度,開設日,code\n");
+	for (int i = 0; i < 50; i++)
+		off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%d,n,999,,c%d\n", i, i);
+	o.path = write_tmp("many.csv", csv);
+	CHECK_RC(publish_csv(st, key, &o, &res), MU_E_SCHEMA);
+	CHECK(res.nerrors == 50 && res.nkept == 5);
+	CHECK(res.nkept == 5 && res.errors[4].line == 6 && res.errors[0].column == 3);
+	publish_result_fini(&res);
+}
+
+/* The same rows in Shift_JIS give the same log state as in UTF-8. */
+static void test_shift_jis(void)
+{
+	struct publish_result res;
+	char cmd[1200], sjis[600];
+	uint8_t root_utf8[32];
+
+	node_new("222127");
+	CHECK_OK(publish("aed", "aed@1", data("aed/222127_yaizu.csv"), &res));
+	CHECK(res.encoding == CSV_ENC_UTF8);
+	memcpy(root_utf8, res.root, 32);
+	uint64_t rows = res.added;
+	publish_result_fini(&res);
+	snprintf(sjis, sizeof(sjis), "%s/aed_sjis.csv", tmpdir);
+	snprintf(cmd, sizeof(cmd), "iconv -f UTF-8 -t CP932 '%s' > '%s'", data("aed/222127_yaizu.csv"),
+		 sjis);
+	REQUIRE(system(cmd) == 0);
+	/* Same content in another encoding: nothing changes. */
+	CHECK_OK(publish("aed", "aed@1", sjis, &res));
+	CHECK(res.encoding == CSV_ENC_CP932);
+	CHECK(res.unchanged == rows && res.added == 0 && res.changed == 0 && res.batches == 0);
+	publish_result_fini(&res);
+	/* And into a fresh dataset it publishes every row. */
+	CHECK_OK(publish("aed_sjis", "aed@1", sjis, &res));
+	CHECK(res.added == rows);
+	publish_result_fini(&res);
+	expect_verified();
+}
+
+/* Small batches: one signed head per batch, all verifiable. */
+static void test_batches(void)
+{
+	struct publish_result res;
+	struct publish_opts o = { .dataset = "evac", .schema_spec = "gsi_evacuation_site@1",
+				  .batch_rows = 100 };
+
+	node_new("011002");
+	o.path = data("evacuation_sites/011002_sapporo_gsi.csv");
+	CHECK_OK(publish_csv(st, key, &o, &res));
+	CHECK(res.added == 348 && res.batches == 4 && res.new_size == 348);
+	publish_result_fini(&res);
+	struct store_txn t;
+	struct store_dataset ds;
+	const uint8_t *buf;
+	size_t len;
+	uint64_t size = 0;
+	int heads = 0;
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/evac", &ds));
+	while (store_head_next(&t, ds.local_id, size, &size, &buf, &len) == 0)
+		heads++;
+	CHECK(heads == 4);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+	expect_verified();
+}
+
+/* A dataset bound to one schema refuses another schema id. */
+static void test_schema_binding(void)
+{
+	struct publish_result res;
+
+	node_new("222127");
+	CHECK_OK(publish("aed", "aed@1", data("aed/222127_yaizu.csv"), &res));
+	publish_result_fini(&res);
+	CHECK_RC(publish("aed", "public_wireless_lan@1",
+			 data("public_wireless_lan/222127_yaizu.csv"), &res), MU_E_SCHEMA);
+	CHECK(res.nkept == 1 && strstr(res.errors[0].message, "uses schema aed@1") != NULL);
+	publish_result_fini(&res);
+	CHECK_RC(publish("Bad Name", "aed@1", data("aed/222127_yaizu.csv"), &res), MU_E_USAGE);
+	publish_result_fini(&res);
+	CHECK_RC(publish("aed2", "nosuch@1", data("aed/222127_yaizu.csv"), &res), MU_E_SCHEMA);
+	publish_result_fini(&res);
+}
+
+/* Tampering with a stored entry or head is found by verify. */
+struct tamper {
+	int what;   /* 0: entry bytes, 1: head signature, 2: state row */
+};
+
+static int tamper_fn(struct store_txn *t, void *arg)
+{
+	struct tamper *tp = arg;
+	struct store_dataset ds;
+	const uint8_t *buf;
+	size_t len;
+	uint8_t copy[4096];
+	int rc;
+
+	if ((rc = store_dataset_get(t, "222127/aed", &ds)) < 0)
+		return rc;
+	if (tp->what == 0) {
+		if ((rc = store_entry_get(t, ds.local_id, 5, &buf, &len)) == 0 && len <= sizeof(copy)) {
+			memcpy(copy, buf, len);
+			copy[len - 3] ^= 1;
+			/* Replace in place: delete then put. */
+			MDB_dbi dbi;
+			mdb_dbi_open(t->txn, "entries", 0, &dbi);
+			uint8_t k[12] = { 0 };
+			k[3] = (uint8_t)ds.local_id;
+			k[11] = 5;
+			MDB_val kv = { 12, k }, vv = { len, copy };
+			rc = store_err(mdb_put(t->txn, dbi, &kv, &vv, 0));
+		}
+	} else if (tp->what == 1) {
+		uint64_t size;
+		if ((rc = store_head_latest(t, ds.local_id, &size, &buf, &len)) == 0 &&
+		    len <= sizeof(copy)) {
+			memcpy(copy, buf, len);
+			copy[len - 1] ^= 0x80;   /* the signature is the last field */
+			rc = store_head_put(t, ds.local_id, size, copy, len);
+		}
+	} else {
+		struct store_state_val v = { .seq = 3 };
+		rc = store_state_put(t, ds.local_id, "0000000001", 10, &v);
+	}
+	store_dataset_fini(&ds);
+	return rc;
+}
+
+static void test_verify_catches_tampering(void)
+{
+	static const char *const expect[] = { "root", "signature", "state row" };
+
+	for (int what = 0; what < 3; what++) {
+		struct publish_result res;
+		struct verify_report rep;
+		struct tamper tp = { what };
+		int found = 0;
+
+		node_new("222127");
+		CHECK_OK(publish("aed", "aed@1", data("aed/222127_yaizu.csv"), &res));
+		publish_result_fini(&res);
+		expect_verified();
+		CHECK_OK(store_write(st, tamper_fn, &tp));
+		CHECK_RC(verify_store(st, NULL, verify_own_key, NULL, &rep), MU_E_CORRUPT);
+		for (size_t i = 0; i < rep.nproblems; i++)
+			found |= strstr(rep.problems[i].message, expect[what]) != NULL;
+		if (!found)
+			fprintf(stderr, "tamper %d: no problem mentions \"%s\"\n", what, expect[what]);
+		CHECK(found);
+		verify_report_fini(&rep);
+	}
+}
+
+/* A head signed by another key does not verify under the node's key. */
+static void test_foreign_key_refused(void)
+{
+	struct publish_result res;
+	struct verify_report rep;
+	struct sig_key *other = NULL;
+	char path[600];
+
+	node_new("222127");
+	snprintf(path, sizeof(path), "%s/other", tmpdir);
+	CHECK_OK(sig_keygen_dir(path));
+	snprintf(path, sizeof(path), "%s/other/signing.pem", tmpdir);
+	CHECK_OK(sig_key_load_private(path, &other));
+	struct publish_opts o = { .dataset = "aed", .schema_spec = "aed@1",
+				  .path = data("aed/222127_yaizu.csv") };
+	CHECK_OK(publish_csv(st, other, &o, &res));
+	publish_result_fini(&res);
+	CHECK_RC(verify_store(st, NULL, verify_own_key, NULL, &rep), MU_E_CORRUPT);
+	CHECK(rep.nproblems >= 1 && strstr(rep.problems[0].message, "signature") != NULL);
+	verify_report_fini(&rep);
+	sig_key_destroy(&other);
+}
+
+static void cleanup(void)
+{
+	char cmd[300];
+
+	store_close(&st);
+	sig_key_destroy(&key);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	CHECK(system(cmd) == 0);
+}
+
+CHECK_TESTS = {
+	{ "real files of three municipalities", test_real_files },
+	{ "diff: changes and deletes", test_diff_changes_and_deletes },
+	{ "bad input appends nothing", test_bad_input_appends_nothing },
+	{ "error limit", test_error_limit },
+	{ "shift_jis", test_shift_jis },
+	{ "batches", test_batches },
+	{ "schema binding", test_schema_binding },
+	{ "verify catches tampering", test_verify_catches_tampering },
+	{ "foreign key refused", test_foreign_key_refused },
+	{ "cleanup", cleanup },
+	{ NULL, NULL },
+};
