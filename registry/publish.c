@@ -330,6 +330,7 @@ static int ensure_dataset(struct publish *p, struct store_txn *t, struct store_d
 		ds->schema_version = p->schema->version;
 		memcpy(ds->schema_digest, p->schema->digest, 32);
 		ds->created_us = p->now_us;
+		ds->members_only = p->o->access == PUBLISH_ACCESS_MEMBERS;
 		return 0;
 	}
 	return rc;
@@ -507,6 +508,9 @@ static int batch_fn(struct store_txn *t, void *ctx)
 		.trust_version = p->trust_version,
 		.publisher = p->member,
 	};
+	if (p->o->access != PUBLISH_ACCESS_KEEP)
+		ds.members_only = p->o->access == PUBLISH_ACCESS_MEMBERS;
+	h.members_only = ds.members_only;
 	merkle_frontier_root(&fr, h.root);
 	if ((rc = head_make_signed(&h, p->signer, &p->entry)) < 0 ||
 	    (rc = store_head_put(t, ds.local_id, ds.size, p->entry.data, p->entry.len)) < 0)

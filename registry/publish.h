@@ -38,6 +38,8 @@ struct publish_opts {
 	size_t max_errors;         /* errors kept in the result (0: default) */
 	uint64_t batch_rows;       /* entries per signed batch (0: default) */
 	int show_progress;         /* draw progress bars on a terminal */
+	enum { PUBLISH_ACCESS_KEEP = 0, PUBLISH_ACCESS_PUBLIC, PUBLISH_ACCESS_MEMBERS } access;
+	                           /* who may read it, signed into the next head */
 };
 
 struct publish_error {

@@ -272,6 +272,7 @@ int rec_head_encode(const struct rec_head *h, struct rec_buf *out)
 	m.publisher = (char *)h->publisher;
 	m.key_id.data = (uint8_t *)h->key_id;
 	m.key_id.len = 32;
+	m.members_only = h->members_only != 0;
 	return pack_into(&m.base, out);
 }
 
@@ -299,6 +300,7 @@ int rec_head_decode(const uint8_t *buf, size_t len, struct rec_head_decoded **ou
 	d->h.trust_version = m->trust_version;
 	d->h.publisher = m->publisher;
 	memcpy(d->h.key_id, m->key_id.data, 32);
+	d->h.members_only = m->members_only;
 	*out = d;
 	return 0;
 }

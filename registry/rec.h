@@ -63,6 +63,7 @@ struct rec_head {
 	uint64_t trust_version;
 	const char *publisher;
 	uint8_t key_id[32];
+	int members_only;
 };
 
 /* Row: encode n typed values (positional, schema order) into out (reset first). */

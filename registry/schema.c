@@ -447,7 +447,7 @@ static int convert_type(const struct schema_field *f, const char *s, size_t len,
 		break;
 	case SCHEMA_DATETIME: {
 		int dt[6];
-		char zone[8];
+		char zone[16];
 		if (!scan_datetime(&sc, dt, zone, sizeof(zone)))
 			return reject(why, whylen, "\"%s\" is not a datetime (YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM] "
 				      "or YYYY/MM/DD HH:MM[:SS])", Q);
@@ -496,6 +496,29 @@ static int convert_type(const struct schema_field *f, const char *s, size_t len,
 #undef Q
 }
 
+/*
+ * 0 when the whole cell matches f's pattern, 1 when not, -1 out of memory.
+ * REG_STARTEND gives regexec the length (a NUL inside the cell cannot end
+ * the match early), but the text need not be NUL-terminated and sanitizers'
+ * regexec wrappers read to a NUL: match a terminated copy, on the stack for
+ * the short codes patterns are written for.
+ */
+static int pattern_match(const struct schema_field *f, const char *text, size_t len)
+{
+	char stack[256], *buf = len < sizeof(stack) ? stack : malloc(len + 1);
+	regmatch_t m = { .rm_so = 0, .rm_eo = (regoff_t)len };
+	int rc;
+
+	if (buf == NULL)
+		return -1;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	rc = regexec(&f->pattern_re, buf, 1, &m, REG_STARTEND) != 0;
+	if (buf != stack)
+		free(buf);
+	return rc;
+}
+
 int schema_convert(const struct schema_field *f, const char *text, size_t len,
 		   struct mu_value *out, char *why, size_t whylen)
 {
@@ -512,11 +535,11 @@ int schema_convert(const struct schema_field *f, const char *text, size_t len,
 	if ((rc = convert_type(f, text, len, out, why, whylen)) < 0)
 		return rc;
 
-	if (f->pattern != NULL) {
-		regmatch_t m = { .rm_so = 0, .rm_eo = (regoff_t)len };
-		if (regexec(&f->pattern_re, text, 1, &m, REG_STARTEND) != 0)
-			return reject(why, whylen, "\"%s\" does not match the pattern %s",
-				      quote(q, sizeof(q), text, len), f->pattern);
+	if (f->pattern != NULL && (rc = pattern_match(f, text, len)) != 0) {
+		if (rc < 0)
+			return reject(why, whylen, "out of memory");
+		return reject(why, whylen, "\"%s\" does not match the pattern %s",
+			      quote(q, sizeof(q), text, len), f->pattern);
 	}
 	if (f->enum_values != NULL) {
 		char canon[64];
@@ -762,8 +785,9 @@ static int copy_defaults(char ***out, size_t *n, const char *const *v, size_t le
  * Wrapping a pattern in ^(...)$ is only faithful when the pattern closes
  * every group it opens (glibc reads a stray ')' as a literal, so "a)|(b"
  * would slip out of the anchors). Also refuse what makes regcomp or regexec
- * explode on hostile input: back-references, and bounds {m,n} whose
- * expansion (nested bounds multiply) passes PATTERN_COST_MAX positions.
+ * explode on hostile input: back-references, and repetitions that glibc
+ * compiles by copying the repeated part (a{m,n} into n copies, a+ into aa*)
+ * beyond PATTERN_COST_MAX positions in all (nested repetitions multiply).
  * Returns NULL or what is wrong.
  */
 static const char *pattern_problem(const char *p)
@@ -828,15 +852,17 @@ static const char *pattern_problem(const char *p)
 					hi = hi > PATTERN_COST_MAX ? hi : hi * 10 + (*q - '0');
 			if (!any || *q != '}')
 				goto literal;
-			if (hi > PATTERN_COST_MAX || (atom > 0 && hi > PATTERN_COST_MAX / atom))
+			if (hi > PATTERN_COST_MAX || (atom > 0 && hi + 1 > PATTERN_COST_MAX / atom))
 				return "its {m,n} bounds expand too far";
-			atom *= hi > 0 ? hi : 1;
+			atom *= hi + 1;
 			p = q;
 			break;
 		}
+		case '+':
+			atom *= 2;  /* glibc copies the atom: a+ is aa* */
+			break;
 		case '|':
 		case '*':
-		case '+':
 		case '?':
 		case '^':
 		case '$':

@@ -14,9 +14,10 @@
 #include "mu_err.h"
 #include "store.h"
 
-enum { DB_META, DB_DATASETS, DB_ENTRIES, DB_NODES, DB_HEADS, DB_STATE, DB_SCHEMAS, DB_TRUST, DB_COUNT };
+enum { DB_META, DB_DATASETS, DB_ENTRIES, DB_NODES, DB_HEADS, DB_STATE, DB_SCHEMAS, DB_TRUST,
+       DB_EVIDENCE, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
-	"meta", "datasets", "entries", "nodes", "heads", "state", "schemas", "trust",
+	"meta", "datasets", "entries", "nodes", "heads", "state", "schemas", "trust", "evidence",
 };
 
 struct store {
@@ -351,6 +352,7 @@ int store_dataset_get(struct store_txn *t, const char *name, struct store_datase
 	d->description = dup_or_null(m->description);
 	d->license = dup_or_null(m->license);
 	d->update_frequency = dup_or_null(m->update_frequency);
+	d->members_only = m->members_only;
 	musubi__dataset_info__free_unpacked(m, NULL);
 	if (d->name == NULL) {
 		store_dataset_fini(d);
@@ -412,6 +414,7 @@ int store_dataset_put(struct store_txn *t, struct store_dataset *d)
 	m.description = str_or_empty(d->description);
 	m.license = str_or_empty(d->license);
 	m.update_frequency = str_or_empty(d->update_frequency);
+	m.members_only = d->members_only;
 	len = musubi__dataset_info__get_packed_size(&m);
 	if ((buf = malloc(len)) == NULL)
 		return -ENOMEM;
@@ -711,6 +714,44 @@ void store_iter_end(struct store_iter *it)
 	it->cur = NULL;
 }
 
+int store_evidence_put(struct store_txn *t, const char *dataset, int64_t found_us,
+		       const void *buf, size_t len)
+{
+	uint8_t k[256 + 8];
+	size_t n = strlen(dataset);
+
+	if (n > 256)
+		return MU_E_USAGE;
+	memcpy(k, dataset, n);
+	be64(k + n, (uint64_t)found_us);
+	return db_put(t, DB_EVIDENCE, k, n + 8, buf, len, 0);
+}
+
+int store_evidence_count(struct store_txn *t, uint64_t *count)
+{
+	MDB_stat s;
+	int rc = store_err(mdb_stat(t->txn, t->st->dbi[DB_EVIDENCE], &s));
+
+	*count = rc == 0 ? s.ms_entries : 0;
+	return rc;
+}
+
+int store_evidence_iter(struct store_txn *t, int (*fn)(void *ctx, const uint8_t *buf, size_t len),
+			void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, mrc;
+
+	if ((rc = store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_EVIDENCE], &cur))) < 0)
+		return rc;
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		rc = fn(ctx, v.mv_data, v.mv_size);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
 int store_schema_put(struct store_txn *t, const char *id_at_version, const void *json, size_t len)
 {
 	return db_put(t, DB_SCHEMAS, id_at_version, strlen(id_at_version), json, len, 0);
@@ -726,4 +767,49 @@ int store_schema_get(struct store_txn *t, const char *id_at_version, const uint8
 	*json = v.mv_data;
 	*len = v.mv_size;
 	return 0;
+}
+
+int store_trust_put(struct store_txn *t, uint64_t version, const void *buf, size_t len)
+{
+	uint8_t k[8];
+
+	be64(k, version);
+	return db_put(t, DB_TRUST, k, sizeof(k), buf, len, MDB_NOOVERWRITE);
+}
+
+int store_trust_get(struct store_txn *t, uint64_t version, const uint8_t **buf, size_t *len)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rc;
+
+	be64(k, version);
+	if ((rc = db_get(t, DB_TRUST, k, sizeof(k), &v)) < 0)
+		return rc;
+	*buf = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int store_trust_latest(struct store_txn *t, uint64_t *version, const uint8_t **buf, size_t *len)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_TRUST], &cur))) < 0)
+		return rc;
+	/* Big-endian keys: the last key is the highest version. */
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size != 8)
+		rc = MU_E_CORRUPT;
+	else if (rc == 0) {
+		*version = get_be64(k.mv_data);
+		*buf = v.mv_data;
+		*len = v.mv_size;
+	} else {
+		rc = store_err(rc);
+	}
+	mdb_cursor_close(cur);
+	return rc;
 }

@@ -21,6 +21,8 @@
  *             STORE_KEY_INLINE bytes (0xFF never occurs in UTF-8)
  *   schemas   "id@version" -> Table Schema JSON as registered
  *   trust     version(8) -> signed trust list bytes
+ *   evidence  dataset found_us(8) -> Evidence (proto): two signed heads of
+ *             one dataset that do not extend one another
  *
  * Durable by default (no MDB_NOSYNC, no MDB_WRITEMAP). The map starts at
  * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills.
@@ -97,6 +99,7 @@ struct store_dataset {
 	uint64_t size, rows, head_size;
 	int64_t created_us, updated_us;
 	char *title, *description, *license, *update_frequency;
+	int members_only;    /* readable by members of the federation only */
 };
 
 /* Fill *d (fields are malloc'd: store_dataset_fini). -ENOENT if unknown. */
@@ -154,6 +157,14 @@ int store_state_iter_next(struct store_iter *it, const uint8_t **key, size_t *ke
 int store_iter_del(struct store_iter *it);
 void store_iter_end(struct store_iter *it);
 
+/* Evidence of forks: stored forever, counted for status. */
+int store_evidence_put(struct store_txn *t, const char *dataset, int64_t found_us,
+		       const void *buf, size_t len);
+int store_evidence_count(struct store_txn *t, uint64_t *count);
+/* Call fn with each piece of evidence until it returns non-zero. */
+int store_evidence_iter(struct store_txn *t, int (*fn)(void *ctx, const uint8_t *buf, size_t len),
+			void *ctx);
+
 /* Schemas and trust lists: opaque bytes by key. */
 int store_schema_put(struct store_txn *t, const char *id_at_version, const void *json, size_t len);
 int store_schema_get(struct store_txn *t, const char *id_at_version, const uint8_t **json, size_t *len);
@@ -161,5 +172,13 @@ int store_schema_get(struct store_txn *t, const char *id_at_version, const uint8
 /* Translate an LMDB return code to musubi's style (MDB_NOTFOUND -> -ENOENT,
  * MDB_MAP_FULL -> MU_E_MAPFULL, others MU_E_STORE after logging). */
 int store_err(int mdb_rc);
+
+/* Trust lists (trust.h): SignedTrustList bytes by version, stored once
+ * (MU_E_EXISTS if that version is there already). Views as above. */
+int store_trust_put(struct store_txn *t, uint64_t version, const void *buf, size_t len);
+/* -ENOENT if that version is not stored. */
+int store_trust_get(struct store_txn *t, uint64_t version, const uint8_t **buf, size_t *len);
+/* The highest stored version; -ENOENT if the node has no trust list. */
+int store_trust_latest(struct store_txn *t, uint64_t *version, const uint8_t **buf, size_t *len);
 
 #endif

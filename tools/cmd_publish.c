@@ -15,7 +15,7 @@
 static const char publish_usage[] =
 	"usage: musubi publish --dir DATADIR --dataset NAME --schema ID@VERSION|FILE.json\n"
 	"                      [--dry-run] [--ignore-extra-columns] [--max-errors N]\n"
-	"                      [--batch-rows N] [--json] FILE.csv\n\n"
+	"                      [--batch-rows N] [--access public|members] [--json] FILE.csv\n\n"
 	"Validate FILE.csv (UTF-8 or Shift_JIS) against the schema, compare it with the\n"
 	"dataset's current rows, and append only what changed (new, changed and deleted\n"
 	"rows), signed by the node's key. Any error in the file appends nothing: the\n"
@@ -25,6 +25,8 @@ static const char publish_usage[] =
 	"  --ignore-extra-columns  drop columns that the schema does not have\n"
 	"  --max-errors N          list at most N errors (default 20)\n"
 	"  --batch-rows N          entries per signed batch (default 25000)\n"
+	"  --access public|members who may read the dataset from other nodes (default:\n"
+	"                          public for a new dataset, unchanged for an existing one)\n"
 	"  --json                  print the result as one JSON object\n";
 
 static void print_json(const struct publish_result *r, int rc, int dry_run)
@@ -104,6 +106,7 @@ int cmd_publish(int argc, char **argv)
 		{ "max-errors", required_argument, NULL, 'E' },
 		{ "batch-rows", required_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "access", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -127,6 +130,16 @@ int cmd_publish(int argc, char **argv)
 		case 'E': o.max_errors = strtoul(optarg, NULL, 10); break;
 		case 'B': o.batch_rows = strtoull(optarg, NULL, 10); break;
 		case 'j': json = 1; break;
+		case 'A':
+			if (strcmp(optarg, "public") == 0) {
+				o.access = PUBLISH_ACCESS_PUBLIC;
+			} else if (strcmp(optarg, "members") == 0) {
+				o.access = PUBLISH_ACCESS_MEMBERS;
+			} else {
+				cli_error("publish", "--access takes public or members");
+				return EXIT_USAGE;
+			}
+			break;
 		default: return fputs(publish_usage, stderr), EXIT_USAGE;
 		}
 	}
