@@ -90,6 +90,11 @@ int node_start(struct node *n, struct node_config *cfg)
 		log_err("cannot load the transport key %s: %s", path, mu_strerror(rc));
 		return rc;
 	}
+	snprintf(path, sizeof(path), "%s/keys/signing.pem", cfg->dir);
+	if ((rc = sig_key_load_private(path, &n->signer)) < 0) {
+		log_err("cannot load the signing key %s: %s", path, mu_strerror(rc));
+		return rc;
+	}
 	if ((n->zctx = zmq_ctx_new()) == NULL)
 		return -errno;
 	/* The ZAP handler must exist before any CURVE server socket binds. */
@@ -281,6 +286,7 @@ void node_stop(struct node *n)
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	store_close(&n->st);
+	sig_key_destroy(&n->signer);
 	free(n->announced);
 	OPENSSL_cleanse(n->sec, sizeof(n->sec));
 }

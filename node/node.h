@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "sig.h"
 #include "store.h"
 #include "wire.h"
 
@@ -72,7 +73,7 @@ struct fetch {
 struct node_stats {
 	uint64_t entries_received, entries_served, heads_committed;
 	uint64_t refused_badsig, refused_trust, refused_root, refused_proto, refused_decode;
-	uint64_t forks, requests, denied;
+	uint64_t forks, requests, denied, cosigs_made, cosigs_received;
 };
 
 struct node {
@@ -80,6 +81,7 @@ struct node {
 	struct store *st;
 	char member[64];
 	uint8_t pub[32], sec[32];       /* transport (CURVE) key pair */
+	struct sig_key *signer;         /* signs cosignatures of verified heads */
 	void *zctx, *router, *pubsock, *zap, *control;
 	struct peer *peers;
 	size_t npeers;

@@ -320,6 +320,53 @@ static void on_get_trust(struct req *r)
 	musubi__get_trust__free_unpacked(q, NULL);
 }
 
+struct cosig_list {
+	ProtobufCBinaryData *items;
+	size_t n, cap, bytes;
+};
+
+static int add_cosig(void *ctx, uint64_t size, const uint8_t *buf, size_t len)
+{
+	struct cosig_list *l = ctx;
+
+	if (l->bytes + len > WIRE_MAX_ENTRIES_REPLY)
+		return 1;   /* enough for one reply */
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		ProtobufCBinaryData *grown = realloc(l->items, cap * sizeof(*grown));
+		if (grown == NULL)
+			return -ENOMEM;
+		l->items = grown;
+		l->cap = cap;
+	}
+	l->items[l->n].data = (uint8_t *)buf;
+	l->items[l->n].len = len;
+	l->n++;
+	l->bytes += len;
+	return 0;
+}
+
+static void on_get_cosigs(struct req *r)
+{
+	UNPACK(Musubi__GetCosigs, musubi__get_cosigs);
+	Musubi__Cosigs out = MUSUBI__COSIGS__INIT;
+	struct store_dataset ds;
+	struct cosig_list l = { 0 };
+
+	if (readable(r, q->dataset, &ds) == 0) {
+		if (store_cosig_iter(&r->t, ds.name, q->size, add_cosig, &l) < 0) {
+			fail(r, MUSUBI__ERROR_CODE__ERR_INTERNAL, "cannot read cosignatures");
+		} else {
+			out.n_cosigs = l.n;
+			out.cosigs = l.items;
+			reply(r, MUSUBI__MSG_TYPE__MSG_COSIGS, &out.base);
+		}
+		store_dataset_fini(&ds);
+	}
+	free(l.items);
+	musubi__get_cosigs__free_unpacked(q, NULL);
+}
+
 char *serve_status_json(struct node *n)
 {
 	struct store_txn t;
@@ -416,6 +463,10 @@ char *serve_status_json(struct node *n)
 		"refused_decode", (json_int_t)n->stats.refused_decode,
 		"forks", (json_int_t)n->stats.forks, "requests", (json_int_t)n->stats.requests,
 		"denied", (json_int_t)n->stats.denied));
+	json_object_set_new(json_object_get(o, "counters"), "cosigs_made",
+			    json_integer((json_int_t)n->stats.cosigs_made));
+	json_object_set_new(json_object_get(o, "counters"), "cosigs_received",
+			    json_integer((json_int_t)n->stats.cosigs_received));
 	out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return out;
@@ -457,6 +508,7 @@ void serve_request(struct node *n, struct wire_msg *m)
 	case MUSUBI__MSG_TYPE__MSG_GET_SCHEMA: on_get_schema(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_GET_TRUST: on_get_trust(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_STATUS: on_status(&r); break;
+	case MUSUBI__MSG_TYPE__MSG_GET_COSIGS: on_get_cosigs(&r); break;
 	default:
 		fail(&r, MUSUBI__ERROR_CODE__ERR_BAD_REQUEST, "message type %d is not a request",
 		     (int)m->env->type);

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "cosign.h"
 #include "head.h"
 #include "ingest.h"
 #include "log.h"
@@ -233,14 +234,55 @@ static void fetch_free(struct node *n, struct fetch *f)
 	free(f);
 }
 
-static void announce(struct node *n, const char *dataset, const uint8_t *sh, size_t len)
+static void announce(struct node *n, const char *dataset, const uint8_t *sh, size_t len,
+		     const struct rec_buf *cosig)
 {
 	Musubi__Announce a = MUSUBI__ANNOUNCE__INIT;
 
 	a.dataset = (char *)dataset;
 	a.signed_head.data = (uint8_t *)sh;
 	a.signed_head.len = len;
+	if (cosig != NULL && cosig->len > 0) {
+		a.cosig.data = cosig->data;
+		a.cosig.len = cosig->len;
+	}
 	wire_send(n->pubsock, NULL, 0, MUSUBI__MSG_TYPE__MSG_ANNOUNCE, 0, &a.base);
+}
+
+struct cosign_ctx {
+	struct node *n;
+	const char *dataset;
+	uint8_t *const *heads;
+	const size_t *lens;
+	size_t count;
+	struct rec_buf *last;    /* the newest head's cosignature, for the announcement */
+};
+
+/* Witness the heads just verified: sign and keep a cosignature of each. */
+static int cosign_fn(struct store_txn *t, void *arg)
+{
+	struct cosign_ctx *c = arg;
+	char buf[32];
+	size_t len;
+	uint64_t tv = 0;
+	int rc;
+
+	if (store_meta_get(t, "trust_version", buf, sizeof(buf), &len) == 0)
+		tv = strtoull(buf, NULL, 10);
+	for (size_t i = 0; i < c->count; i++) {
+		struct head_signed hs;
+		if ((rc = head_decode(c->heads[i], c->lens[i], &hs)) < 0)
+			return rc;
+		rc = cosign_make(c->n->signer, c->n->member, tv, c->dataset, hs.hd->h.size,
+				 hs.sh->head, hs.sh->head_len, c->last);
+		if (rc == 0)
+			rc = store_cosig_put(t, c->dataset, hs.hd->h.size, c->n->member, c->last->data,
+					     c->last->len);
+		head_signed_fini(&hs);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 void sync_announce_changes(struct node *n)
@@ -275,7 +317,7 @@ void sync_announce_changes(struct node *n)
 				n->nannounced++;
 			}
 			if (n->announced[k].size < size) {
-				announce(n, ds.name, buf, len);
+				announce(n, ds.name, buf, len, NULL);
 				n->announced[k].size = size;
 				log_debug("announced %s at size %" PRIu64, ds.name, size);
 			}
@@ -381,7 +423,13 @@ static void fetch_try_commit(struct node *n, struct fetch *f)
 	memmove(f->entry_lens, f->entry_lens + b.n, left * sizeof(*f->entry_lens));
 	memset(f->entries + left, 0, b.n * sizeof(*f->entries));
 	f->base = f->head_sizes[j];
-	announce(n, f->dataset, f->heads[j], f->head_lens[j]);
+	struct rec_buf cosig = { 0 };
+	struct cosign_ctx cc = { n, f->dataset, &f->heads[first], &f->head_lens[first], j - first + 1,
+				 &cosig };
+	if (store_write(n->st, cosign_fn, &cc) == 0)
+		n->stats.cosigs_made += cc.count;
+	announce(n, f->dataset, f->heads[j], f->head_lens[j], &cosig);
+	rec_buf_fini(&cosig);
 	if (res.missing_schema[0])
 		request_schema(n, f->peer, res.missing_schema);
 	if (f->base == f->target) {
@@ -764,6 +812,41 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 	}
 }
 
+struct cosig_put {
+	struct cosign c;
+	const uint8_t *buf;
+	size_t len;
+};
+
+static int put_cosig(struct store_txn *t, void *arg)
+{
+	struct cosig_put *cp = arg;
+
+	return store_cosig_put(t, cp->c.dataset, cp->c.size, cp->c.witness, cp->buf, cp->len);
+}
+
+/* A peer's cosignature of a head: keep it when it verifies, so that an
+ * auditor asking this node learns every witness it has heard of. */
+static void keep_cosig(struct node *n, struct peer *p, const uint8_t *buf, size_t len)
+{
+	struct cosig_put cp = { .buf = buf, .len = len };
+	struct store_txn t;
+	char why[256];
+	int rc;
+
+	if (store_read_begin(n->st, &t) < 0)
+		return;
+	rc = cosign_check(&t, buf, len, &cp.c, why, sizeof(why));
+	store_read_end(&t);
+	if (rc < 0) {
+		count_refusal(n, rc);
+		strike(n, p, "sent a cosignature that does not count: %s", why);
+		return;
+	}
+	if (store_write(n->st, put_cosig, &cp) == 0)
+		n->stats.cosigs_received++;
+}
+
 void sync_on_announce(struct node *n, struct peer *p, struct wire_msg *m)
 {
 	Musubi__Announce *a;
@@ -777,6 +860,8 @@ void sync_on_announce(struct node *n, struct peer *p, struct wire_msg *m)
 	}
 	p->last_seen_us = mu_now_us();
 	on_head(n, p, a->signed_head.data, a->signed_head.len);
+	if (a->cosig.len > 0)
+		keep_cosig(n, p, a->cosig.data, a->cosig.len);
 	musubi__announce__free_unpacked(a, NULL);
 }
 

@@ -3,8 +3,9 @@
  * into typed values under a field's constraints, match header spellings, and
  * judge whether a new version of a schema is a compatible evolution.
  *
- * schema_convert() runs for every cell of every published file, so it never
- * allocates and does one pass over the cell per check; messages are only
+ * schema_convert() runs for every cell of every published file, so it does
+ * one pass over the cell per check and allocates nothing (but a copy of a
+ * cell longer than 255 bytes that must match a pattern); messages are only
  * built on the failure path.
  */
 #include <errno.h>
@@ -31,8 +32,8 @@ extern const size_t schema_builtin_table_len;
 #define QUOTE_MAX 64               /* bytes of a cell quoted in a message */
 #define NUM_MAX 128                /* longest number text we parse */
 #define SCHEMA_FILE_MAX (4u << 20) /* a schema file larger than this is hostile */
-#define PATTERN_MAX 1024
-#define PATTERN_COST_MAX 10000     /* regex positions after expanding {m,n} */
+#define PATTERN_MAX 1024           /* bytes of a pattern */
+#define PATTERN_COST_MAX 10000     /* regex positions once repetitions are expanded */
 
 static const char *const type_names[] = {
 	[SCHEMA_STRING] = "string", [SCHEMA_INTEGER] = "integer", [SCHEMA_NUMBER] = "number",

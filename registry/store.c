@@ -15,9 +15,10 @@
 #include "store.h"
 
 enum { DB_META, DB_DATASETS, DB_ENTRIES, DB_NODES, DB_HEADS, DB_STATE, DB_SCHEMAS, DB_TRUST,
-       DB_EVIDENCE, DB_COUNT };
+       DB_EVIDENCE, DB_COSIGS, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
 	"meta", "datasets", "entries", "nodes", "heads", "state", "schemas", "trust", "evidence",
+	"cosigs",
 };
 
 struct store {
@@ -748,6 +749,56 @@ int store_evidence_iter(struct store_txn *t, int (*fn)(void *ctx, const uint8_t 
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
 	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 		rc = fn(ctx, v.mv_data, v.mv_size);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Cosignature key: dataset NUL size(8) witness. */
+static size_t cosig_key(uint8_t *k, const char *dataset, uint64_t size, const char *witness)
+{
+	size_t n = strlen(dataset), w = strlen(witness);
+
+	memcpy(k, dataset, n);
+	k[n] = '\0';
+	be64(k + n + 1, size);
+	memcpy(k + n + 9, witness, w);
+	return n + 9 + w;
+}
+
+int store_cosig_put(struct store_txn *t, const char *dataset, uint64_t size, const char *witness,
+		    const void *buf, size_t len)
+{
+	uint8_t k[512];
+
+	if (strlen(dataset) + strlen(witness) + 9 > sizeof(k))
+		return MU_E_USAGE;
+	return db_put(t, DB_COSIGS, k, cosig_key(k, dataset, size, witness), buf, len, 0);
+}
+
+int store_cosig_iter(struct store_txn *t, const char *dataset, uint64_t size,
+		     int (*fn)(void *ctx, uint64_t size, const uint8_t *buf, size_t len), void *ctx)
+{
+	MDB_cursor *cur;
+	uint8_t k[512];
+	size_t n = strlen(dataset), klen;
+	MDB_val kv, v;
+	int rc, mrc;
+
+	if (n + 9 > sizeof(k))
+		return MU_E_USAGE;
+	klen = cosig_key(k, dataset, size, "");
+	if (size == 0)
+		klen = n + 1;   /* every size */
+	kv.mv_size = klen;
+	kv.mv_data = k;
+	if ((rc = store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_COSIGS], &cur))) < 0)
+		return rc;
+	for (mrc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); mrc == 0 && rc == 0;
+	     mrc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+		if (kv.mv_size < n + 9 || memcmp(kv.mv_data, k, klen) != 0)
+			break;
+		rc = fn(ctx, get_be64((const uint8_t *)kv.mv_data + n + 1), v.mv_data, v.mv_size);
+	}
 	mdb_cursor_close(cur);
 	return rc;
 }

@@ -23,6 +23,7 @@
  *   trust     version(8) -> signed trust list bytes
  *   evidence  dataset found_us(8) -> Evidence (proto): two signed heads of
  *             one dataset that do not extend one another
+ *   cosigs    dataset NUL size(8) witness -> SignedCosignature (proto)
  *
  * Durable by default (no MDB_NOSYNC, no MDB_WRITEMAP). The map starts at
  * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills.
@@ -164,6 +165,14 @@ int store_evidence_count(struct store_txn *t, uint64_t *count);
 /* Call fn with each piece of evidence until it returns non-zero. */
 int store_evidence_iter(struct store_txn *t, int (*fn)(void *ctx, const uint8_t *buf, size_t len),
 			void *ctx);
+
+/* Cosignatures of heads, by witness. */
+int store_cosig_put(struct store_txn *t, const char *dataset, uint64_t size, const char *witness,
+		    const void *buf, size_t len);
+/* Call fn for each cosignature of dataset's head at size (0: every size),
+ * in size order, until it returns non-zero. */
+int store_cosig_iter(struct store_txn *t, const char *dataset, uint64_t size,
+		     int (*fn)(void *ctx, uint64_t size, const uint8_t *buf, size_t len), void *ctx);
 
 /* Schemas and trust lists: opaque bytes by key. */
 int store_schema_put(struct store_txn *t, const char *id_at_version, const void *json, size_t len);

@@ -25,6 +25,32 @@ int cmd_publish(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
+
+/* Warn on stderr when trust list l does not let member publish with the
+ * signing key pub: not a member, another key, no publisher role, revoked
+ * (cmd_trust.c; for musubi init --trust and musubi trust update). */
+struct trust_list;
+void cli_trust_identity_warn(const char *cmd, const struct trust_list *l, const char *member,
+			     const unsigned char pub[32]);
+
+/* musubi status --node ENDPOINT (cmd_node.c). */
+int cmd_status_node(int argc, char **argv);
+
+/* Options every command that talks to a node shares. */
+struct cli_node {
+	const char *endpoint;     /* --node */
+	const char *server_key;   /* --server-key: the node's transport.pub.pem */
+	const char *dir;          /* --dir: a data directory whose trust list names the node */
+	const char *keydir;       /* --key: connect as this member */
+	int timeout_ms;           /* --timeout */
+	int json;                 /* --json */
+};
+struct client;
+/* Parse the shared options; prints usage and returns -1 on a bad line. */
+int cli_node_options(int argc, char **argv, struct cli_node *o, const char *usage);
+/* Resolve the node's key and connect; prints the error and returns < 0. */
+int cli_node_connect(const char *cmd, const struct cli_node *o, struct client **c);
 
 /* Columns in display cells (East Asian wide characters count two). */
 int cli_display_width(const char *s);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "client.h"
 #include "mu_err.h"
 #include "publish.h"
 #include "sig.h"
@@ -165,6 +166,8 @@ int cmd_publish(int argc, char **argv)
 		print_json(&res, rc, o.dry_run);
 	else
 		print_text(&res, rc, o.path, o.dry_run);
+	if (rc == 0 && res.batches > 0)
+		client_notify_local(dir, res.dataset);
 	ret = rc == 0 ? EXIT_OK : (rc == MU_E_SCHEMA || rc == MU_E_CSV || rc == MU_E_ENCODING ||
 				   rc == MU_E_USAGE) ? EXIT_PROBLEM : EXIT_FAILURE_;
 	publish_result_fini(&res);

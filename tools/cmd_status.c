@@ -16,7 +16,8 @@
 #include "verify.h"
 
 static const char status_usage[] =
-	"usage: musubi status --dir DATADIR [--json]\n\n"
+	"usage: musubi status --dir DATADIR [--json]\n"
+	"       musubi status --node ENDPOINT [...]   (a running node; see --node --help)\n\n"
 	"Show the node's member id and, for each dataset, its schema, rows, log size,\n"
 	"newest head time and root.\n";
 
@@ -71,6 +72,9 @@ int cmd_status(int argc, char **argv)
 	static const char *const headers[] = { "dataset", "schema", "rows", "entries",
 					       "head time", "root" };
 
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--node") == 0 || strncmp(argv[i], "--node=", 7) == 0)
+			return cmd_status_node(argc, argv);
 	if (cli_wants_help(argc, argv, status_usage))
 		return EXIT_OK;
 	if (parse_dir_opts(argc, argv, status_usage, &dir, &json, NULL) < 0) {

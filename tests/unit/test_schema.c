@@ -679,6 +679,26 @@ static void test_long_value_quoted(void)
 	schema_destroy(&s);
 }
 
+static void test_pattern_edges(void)
+{
+	struct schema *s = mk("{\"name\": \"f\", \"constraints\": {\"pattern\": \"[0-9]{6}|x+\"}}");
+	char in[1000], why[256];
+	struct mu_value v;
+
+	REQUIRE(s != NULL);
+	/* the length bounds the match: text after a NUL still counts, and the
+	 * cell need not be NUL-terminated */
+	CHECK_RC(schema_convert(&s->fields[0], "222127\0x", 8, &v, why, sizeof(why)), MU_E_SCHEMA);
+	CHECK_OK(schema_convert(&s->fields[0], "2221279", 6, &v, why, sizeof(why)));
+	/* a cell longer than the stack copy */
+	memset(in, 'x', sizeof(in));
+	CHECK_OK(schema_convert(&s->fields[0], in, sizeof(in), &v, why, sizeof(why)));
+	in[999] = 'y';
+	CHECK_RC(schema_convert(&s->fields[0], in, sizeof(in), &v, why, sizeof(why)), MU_E_SCHEMA);
+	CHECK(strstr(why, "...\" does not match the pattern [0-9]{6}|x+") != NULL);
+	schema_destroy(&s);
+}
+
 /* ---- format ---- */
 
 static void test_format_round_trip(void)
@@ -809,6 +829,8 @@ static const struct parse_case parse_cases[] = {
 	  "is refused: back-references are not supported" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"pattern\": \"((a{100}){100}){100}\"}}"),
 	  "is refused: its {m,n} bounds expand too far" },
+	{ DOC("{\"name\": \"a\", \"constraints\": {\"pattern\": \"a++++++++++++++++\"}}"),
+	  "is refused: it expands too far" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"exclusiveMinimum\": 1}}"),
 	  "field 1 (\"a\"): unknown constraint \"exclusiveMinimum\"" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"enum\": []}}"), "enum must be a non-empty array" },
@@ -1036,6 +1058,7 @@ CHECK_TESTS = {
 	{ "value kinds", test_value_kinds },
 	{ "constraints", test_constraints },
 	{ "long value quoted", test_long_value_quoted },
+	{ "pattern edges", test_pattern_edges },
 	{ "format round trip", test_format_round_trip },
 	{ "parse errors", test_parse_errors },
 	{ "parse accepts", test_parse_accepts },
