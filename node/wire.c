@@ -56,8 +56,6 @@ int wire_recv(void *sock, int router, int flags, struct wire_msg *m)
 		}
 		memcpy(m->routing_id, zmq_msg_data(&part), n);
 		m->routing_len = n;
-		const char *user = zmq_msg_gets(&part, "User-Id");
-		snprintf(m->user, sizeof(m->user), "%s", user ? user : "");
 		zmq_msg_close(&part);
 		zmq_msg_init(&part);
 		if (zmq_msg_recv(&part, sock, 0) < 0) {
@@ -66,6 +64,10 @@ int wire_recv(void *sock, int router, int flags, struct wire_msg *m)
 			return rc;
 		}
 	}
+	/* The ZAP user id rides on the frames the peer sent, not on the
+	 * routing-id frame a ROUTER makes up. */
+	const char *user = zmq_msg_gets(&part, "User-Id");
+	snprintf(m->user, sizeof(m->user), "%s", user ? user : "");
 	if (zmq_msg_more(&part) || zmq_msg_size(&part) > WIRE_MAX_MESSAGE) {
 		drain(sock, &part);
 		zmq_msg_close(&part);

@@ -241,6 +241,7 @@ static int commit_fn(struct store_txn *t, void *arg)
 	struct merkle_frontier fr;
 	struct store_tree tree = { t, 0 };
 	size_t next_head = 0;
+	uint64_t *sizes = NULL;
 	char owner[64];
 	int rc;
 
@@ -270,26 +271,39 @@ static int commit_fn(struct store_txn *t, void *arg)
 	tree.lid = ds.local_id;
 	if ((rc = merkle_frontier_load(&fr, ds.size, store_tree_get, &tree)) < 0)
 		goto out;
+	/* The heads' sizes first: they must climb strictly within the batch. */
+	sizes = calloc(b->nheads ? b->nheads : 1, sizeof(*sizes));
+	if (sizes == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < b->nheads; k++) {
+		struct head_signed hs;
+		if ((rc = head_decode(b->heads[k], b->head_lens[k], &hs)) < 0) {
+			snprintf(c->why, c->whylen, "head %zu of the batch for %s does not decode", k,
+				 b->dataset);
+			goto out;
+		}
+		sizes[k] = hs.hd->h.size;
+		int same = strcmp(hs.hd->h.dataset, b->dataset) == 0;
+		head_signed_fini(&hs);
+		if (!same || sizes[k] <= b->from || sizes[k] > b->from + b->n ||
+		    (k > 0 && sizes[k] <= sizes[k - 1])) {
+			snprintf(c->why, c->whylen, "head %zu of the batch for %s is out of order "
+				 "or outside it", k, b->dataset);
+			rc = MU_E_PROTO;
+			goto out;
+		}
+	}
 	for (size_t i = 0; i <= b->n; i++) {
-		/* Heads that end here: their roots must be the recomputed one. */
-		while (next_head < b->nheads) {
+		/* A head that ends here: its root must be the recomputed one, and
+		 * its signature must count. */
+		if (next_head < b->nheads && sizes[next_head] == fr.size) {
 			struct head_signed hs;
 			merkle_hash root;
 			if ((rc = judge_head(t, b->heads[next_head], b->head_lens[next_head], c->keyfn,
-					     c->kctx, &hs, c->why, c->whylen)) < 0)
+					     c->kctx, &hs, c->why, c->whylen)) < 0) {
 				goto out;
-			if (strcmp(hs.hd->h.dataset, b->dataset) != 0 || hs.hd->h.size <= b->from ||
-			    hs.hd->h.size > b->from + b->n ||
-			    (next_head > 0 && hs.hd->h.size <= ds.head_size)) {
-				snprintf(c->why, c->whylen, "head %zu of the batch for %s is out of order "
-					 "or outside it", next_head, b->dataset);
-				head_signed_fini(&hs);
-				rc = MU_E_PROTO;
-				goto out;
-			}
-			if (hs.hd->h.size != fr.size) {
-				head_signed_fini(&hs);
-				break;
 			}
 			merkle_frontier_root(&fr, root);
 			if (memcmp(root, hs.hd->h.root, 32) != 0) {
@@ -306,8 +320,9 @@ static int commit_fn(struct store_txn *t, void *arg)
 			rc = store_head_put(t, ds.local_id, fr.size, b->heads[next_head],
 					    b->head_lens[next_head]);
 			head_signed_fini(&hs);
-			if (rc < 0)
+			if (rc < 0) {
 				goto out;
+			}
 			c->res->heads_stored++;
 			next_head++;
 		}
@@ -348,6 +363,7 @@ static int commit_fn(struct store_txn *t, void *arg)
 	rc = store_dataset_put(t, &ds);
 	c->res->new_size = ds.size;
 out:
+	free(sizes);
 	store_dataset_fini(&ds);
 	return rc;
 }

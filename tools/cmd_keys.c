@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "mu_err.h"
 #include "sig.h"
 #include "store.h"
+#include "trust.h"
 #include "util.h"
 
 static const char keygen_usage[] =
@@ -60,7 +62,11 @@ static const char init_usage[] =
 	"Create a node's data directory. CODE is the member id: the 6-digit local\n"
 	"government code of a municipality (e.g. 011002), or a short name for another\n"
 	"authority. DIR is a key directory made by 'musubi keygen'; its files are\n"
-	"copied into DATADIR/keys. Without --trust the node trusts its own key only.\n";
+	"copied into DATADIR/keys.\n\n"
+	"FILE is the federation's trust list, as its anchors signed it (version 1, or\n"
+	"any version that enough of its own anchors signed); newer versions follow with\n"
+	"musubi trust update. Without --trust the node trusts its own key only; it can\n"
+	"join a federation later by running musubi init again with --trust.\n";
 
 /* Copy a key file with the given mode, refusing to overwrite. */
 static int copy_file(const char *from, const char *to, mode_t mode)
@@ -94,19 +100,57 @@ out:
 struct init_ctx {
 	const char *member;
 	uint8_t pub[SIG_PUBKEY_LEN];
+	const uint8_t *trust;   /* the first trust list's bytes, or NULL */
+	size_t trust_len;
+	int joined;             /* an existing store took its first trust list */
+	char why[512];
 };
 
 static int init_fn(struct store_txn *t, void *arg)
 {
 	struct init_ctx *ic = arg;
+	const uint8_t *buf;
+	size_t len;
+	uint64_t v;
 	char have[64];
 	int rc = store_member(t, have, sizeof(have));
 
-	if (rc == 0)
-		return strcmp(have, ic->member) == 0 ? MU_E_EXISTS : MU_E_USAGE;
-	if ((rc = store_meta_put(t, "member", ic->member, strlen(ic->member))) < 0)
+	ic->joined = 0;
+	if (rc < 0 && rc != -ENOENT)
 		return rc;
-	return store_meta_put(t, "signing_pub", ic->pub, sizeof(ic->pub));
+	if (rc == 0) {
+		if (strcmp(have, ic->member) != 0)
+			return MU_E_USAGE;
+		/* Initialised already; a node outside any federation may join one. */
+		if (ic->trust == NULL || store_trust_latest(t, &v, &buf, &len) == 0)
+			return MU_E_EXISTS;
+		ic->joined = 1;
+	} else if ((rc = store_meta_put(t, "member", ic->member, strlen(ic->member))) < 0 ||
+		   (rc = store_meta_put(t, "signing_pub", ic->pub, sizeof(ic->pub))) < 0) {
+		return rc;
+	}
+	if (ic->trust == NULL)
+		return 0;
+	return trust_store_list_txn(t, ic->trust, ic->trust_len, ic->why, sizeof(ic->why));
+}
+
+/* Read the first trust list and check it before anything is created. */
+static int init_trust(const char *path, struct init_ctx *ic, uint8_t **buf,
+		      struct trust_signed *ts)
+{
+	int rc;
+
+	if ((rc = trust_file_read(path, buf, &ic->trust_len)) < 0) {
+		cli_error("init", "cannot read the trust list %s: %s", path, mu_strerror(rc));
+		return EXIT_FAILURE_;
+	}
+	if (trust_decode(*buf, ic->trust_len, ts, ic->why, sizeof(ic->why)) < 0 ||
+	    trust_accept_first(ts, ic->why, sizeof(ic->why)) < 0) {
+		cli_error("init", "%s is refused: %s", path, ic->why);
+		return EXIT_PROBLEM;
+	}
+	ic->trust = *buf;
+	return EXIT_OK;
 }
 
 int cmd_init(int argc, char **argv)
@@ -122,7 +166,9 @@ int cmd_init(int argc, char **argv)
 	static const char *const key_files[] = { "signing.pem", "signing.pub.pem",
 						 "transport.pem", "transport.pub.pem" };
 	const char *dir = NULL, *member = NULL, *keydir = NULL, *trust = NULL;
-	struct init_ctx ic;
+	struct init_ctx ic = { 0 };
+	struct trust_signed ts = { 0 };
+	uint8_t *trust_buf = NULL;
 	struct sig_key *key = NULL;
 	struct store *st = NULL;
 	char from[4096], to[4096];
@@ -148,26 +194,28 @@ int cmd_init(int argc, char **argv)
 			  "code, or 2 to 32 of a-z, 0-9, _ and -", member);
 		return EXIT_USAGE;
 	}
-	if (trust != NULL) {
-		cli_error("init", "--trust: this build of musubi has no trust registry yet");
-		return EXIT_USAGE;
-	}
+	if (trust != NULL && (ret = init_trust(trust, &ic, &trust_buf, &ts)) != EXIT_OK)
+		goto out;
+	ret = EXIT_FAILURE_;
 	snprintf(from, sizeof(from), "%s/signing.pem", keydir);
 	if ((rc = sig_key_load_private(from, &key)) < 0) {
 		cli_error("init", "cannot load the signing key %s: %s (make one with musubi keygen "
 			  "--out %s)", from, mu_strerror(rc), keydir);
-		return EXIT_FAILURE_;
+		goto out;
 	}
 	ic.member = member;
 	sig_key_raw_public(key, ic.pub);
 	sig_key_destroy(&key);
+	if (trust != NULL)
+		cli_trust_identity_warn("init", &ts.list, member, ic.pub);
 	if ((rc = store_open(dir, STORE_CREATE, &st)) < 0) {
 		cli_error("init", "cannot create a store in %s: %s", dir, mu_strerror(rc));
-		return EXIT_FAILURE_;
+		goto out;
 	}
 	rc = store_write(st, init_fn, &ic);
 	if (rc == MU_E_EXISTS) {
-		printf("%s is already initialised for member %s\n", dir, member);
+		printf("%s is already initialised for member %s%s\n", dir, member, trust == NULL ? "" :
+		       " and has a trust list (newer versions go in with musubi trust update)");
 		ret = EXIT_OK;
 		goto out;
 	}
@@ -175,8 +223,20 @@ int cmd_init(int argc, char **argv)
 		cli_error("init", "%s is already initialised for another member", dir);
 		goto out;
 	}
+	if (rc == MU_E_TRUST || rc == MU_E_DECODE) {
+		cli_error("init", "%s is refused: %s", trust, ic.why);
+		ret = EXIT_PROBLEM;
+		goto out;
+	}
 	if (rc < 0) {
 		cli_error("init", "cannot write to the store: %s", mu_strerror(rc));
+		goto out;
+	}
+	if (ic.joined) {
+		printf("%s (member %s) joined federation \"%s\" with trust list version %" PRIu64
+		       "; heads it signed before stay its own\n", dir, member, ts.list.federation,
+		       ts.list.version);
+		ret = EXIT_OK;
 		goto out;
 	}
 	snprintf(to, sizeof(to), "%s/keys", dir);
@@ -193,9 +253,15 @@ int cmd_init(int argc, char **argv)
 			goto out;
 		}
 	}
-	printf("initialised %s for member %s\n", dir, member);
+	if (trust != NULL)
+		printf("initialised %s for member %s in federation \"%s\" (trust list version %"
+		       PRIu64 ")\n", dir, member, ts.list.federation, ts.list.version);
+	else
+		printf("initialised %s for member %s\n", dir, member);
 	ret = EXIT_OK;
 out:
 	store_close(&st);
+	trust_signed_fini(&ts);
+	free(trust_buf);
 	return ret;
 }

@@ -12,6 +12,7 @@
 #include "head.h"
 #include "mu_err.h"
 #include "store.h"
+#include "trust.h"
 #include "util.h"
 #include "verify.h"
 
@@ -155,14 +156,66 @@ static const char verify_usage[] =
 	"Recompute every Merkle root from the stored entries, check every head's\n"
 	"signature and that each head extends the one before, and check that the\n"
 	"current rows are exactly the fold of the log. Exits 1 and says what is wrong\n"
-	"where when anything does not hold.\n";
+	"where when anything does not hold.\n\n"
+	"Once the node has a trust list, a head counts only if the list lets its\n"
+	"publisher sign it with that key at that time (docs/TRUST.md); the datasets\n"
+	"whose newest head no longer counts are named with the rule that refuses it.\n";
+
+/* The datasets (one, or all) whose newest head the trust list refuses, as
+ * a JSON array of {dataset, head_size, reason}. */
+static json_t *stale_heads(struct store *st, const char *dataset, struct trust_cache *cache,
+			   uint64_t *trust_version)
+{
+	json_t *out = json_array();
+	struct store_txn t;
+	char **names = NULL, why[512];
+	size_t n = 0, len;
+	const uint8_t *buf;
+
+	*trust_version = 0;
+	if (store_read_begin(st, &t) < 0)
+		return out;
+	store_trust_latest(&t, trust_version, &buf, &len);
+	if (dataset != NULL) {
+		if ((names = calloc(1, sizeof(*names))) != NULL && (names[0] = strdup(dataset)) != NULL)
+			n = 1;
+	} else if (store_dataset_names(&t, &names, &n) < 0) {
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_dataset ds;
+		struct head_signed hs;
+		struct sig_key *key = NULL;
+		uint64_t size;
+		if (store_dataset_get(&t, names[i], &ds) == 0 &&
+		    store_head_latest(&t, ds.local_id, &size, &buf, &len) == 0 &&
+		    head_decode(buf, len, &hs) == 0) {
+			why[0] = '\0';
+			int rc = trust_head_key(cache, &t, &hs.hd->h, &key, why, sizeof(why));
+			if (rc < 0)
+				json_array_append_new(out, json_pack("{s:s,s:I,s:s}", "dataset", names[i],
+								     "head_size", (json_int_t)size,
+								     "reason", why[0] ? why : mu_strerror(rc)));
+			sig_key_destroy(&key);
+			head_signed_fini(&hs);
+		}
+		store_dataset_fini(&ds);
+		free(names[i]);
+	}
+	free(names);
+	store_read_end(&t);
+	return out;
+}
 
 int cmd_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *dataset = NULL;
 	int json = 0, rc;
 	struct store *st = NULL;
+	struct trust_cache *cache = NULL;
 	struct verify_report rep;
+	json_t *stale;
+	uint64_t tv;
 
 	if (cli_wants_help(argc, argv, verify_usage))
 		return EXIT_OK;
@@ -172,11 +225,19 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (open_store("verify", dir, &st) < 0)
 		return EXIT_FAILURE_;
-	rc = verify_store(st, dataset, verify_own_key, NULL, &rep);
+	if (trust_cache_new(&cache) < 0) {
+		store_close(&st);
+		return EXIT_FAILURE_;
+	}
+	/* trust_head_key is verify_own_key until the node has a trust list. */
+	rc = verify_store(st, dataset, trust_head_key, cache, &rep);
+	stale = stale_heads(st, dataset, cache, &tv);
+	trust_cache_destroy(&cache);
 	store_close(&st);
 	if (rc < 0 && rc != MU_E_CORRUPT) {
 		cli_error("verify", "verification could not run: %s", mu_strerror(rc));
 		verify_report_fini(&rep);
+		json_decref(stale);
 		return EXIT_FAILURE_;
 	}
 	if (json) {
@@ -185,18 +246,29 @@ int cmd_verify(int argc, char **argv)
 			json_array_append_new(probs, json_pack("{s:s?,s:s?}", "dataset",
 							       rep.problems[i].dataset, "problem",
 							       rep.problems[i].message));
-		json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:o}", "ok", rep.nproblems == 0,
+		json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:I,s:o,s:O}", "ok", rep.nproblems == 0,
 				      "datasets", (json_int_t)rep.datasets,
 				      "entries", (json_int_t)rep.entries,
-				      "heads", (json_int_t)rep.heads, "problems", probs);
+				      "heads", (json_int_t)rep.heads,
+				      "trust_version", (json_int_t)tv, "problems", probs,
+				      "newest_head_refused", stale);
 		char *s = json_dumps(o, JSON_COMPACT);
 		puts(s ? s : "{}");
 		free(s);
 		json_decref(o);
 	} else {
+		if (tv > 0)
+			printf("checked against trust list version %" PRIu64 "\n", tv);
 		for (size_t i = 0; i < rep.nproblems; i++)
 			printf("PROBLEM %s: %s\n", rep.problems[i].dataset ? rep.problems[i].dataset : "-",
 			       rep.problems[i].message ? rep.problems[i].message : "?");
+		for (size_t i = 0; i < json_array_size(stale); i++) {
+			json_t *x = json_array_get(stale, i);
+			printf("NEWEST HEAD DOES NOT COUNT %s (size %" JSON_INTEGER_FORMAT "): %s\n",
+			       json_string_value(json_object_get(x, "dataset")),
+			       json_integer_value(json_object_get(x, "head_size")),
+			       json_string_value(json_object_get(x, "reason")));
+		}
 		printf("%s: %" PRIu64 " datasets, %" PRIu64 " entries, %" PRIu64 " signed heads checked; "
 		       "%zu problem%s\n", rep.nproblems == 0 ? "verified" : "NOT VERIFIED",
 		       rep.datasets, rep.entries, rep.heads, rep.nproblems,
@@ -204,5 +276,6 @@ int cmd_verify(int argc, char **argv)
 	}
 	rc = rep.nproblems == 0 ? EXIT_OK : EXIT_PROBLEM;
 	verify_report_fini(&rep);
+	json_decref(stale);
 	return rc;
 }

@@ -1072,10 +1072,10 @@ static int trust_update(int argc, char **argv)
 			ret = EXIT_FAILURE_;
 			goto out;
 		} else {
-			printf("%s now follows trust list version %" PRIu64 "%s%s%s (%s); its new heads "
-			       "are signed under it\n", dir, lf.s.list.version,
+			printf("%s now follows trust list version %" PRIu64 "%s%s%s; its new heads are "
+			       "signed under it\n", dir, lf.s.list.version,
 			       lf.s.list.federation[0] ? " of federation \"" : "", lf.s.list.federation,
-			       lf.s.list.federation[0] ? "\"" : "", why);
+			       lf.s.list.federation[0] ? "\"" : "");
 		}
 		if (store_read_begin(st, &t) == 0 && store_member(&t, member, sizeof(member)) == 0 &&
 		    store_meta_get(&t, "signing_pub", pub, sizeof(pub), &len) == 0 && len == sizeof(pub))

@@ -53,7 +53,7 @@ fed_start() {
 	done
 	# shellcheck disable=SC2086
 	"$MUSUBID" --dir "$(fed_dir "$id")" --listen "tcp://127.0.0.1:$(fed_port "$id")" \
-		--sync-interval-ms "$FED_SYNC_MS" $peers $FED_EXTRA \
+		--sync-interval-ms "$FED_SYNC_MS" $peers ${FED_EXTRA:-} \
 		>>"$WORK/fed/$id.log" 2>&1 &
 	echo $! >"$WORK/fed/$id.pid"
 	# Ready when it answers a status request.
