@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <zmq.h>
 
+#include "fedq.h"
 #include "log.h"
 #include "mu_err.h"
 #include "node.h"
@@ -110,7 +111,7 @@ int node_start(struct node *n, struct node_config *cfg)
 		log_err("cannot bind the control socket %s: %s", path, zmq_strerror(errno));
 		return -errno;
 	}
-	if ((rc = sync_peers_start(n)) < 0)
+	if ((rc = sync_peers_start(n)) < 0 || (rc = fedq_start(n)) < 0)
 		return rc;
 	log_info("musubid for member %s: requests on %s, announcements on %s, %zu peer%s",
 		 n->member, cfg->listen, cfg->pub, n->npeers, n->npeers == 1 ? "" : "s");
@@ -206,7 +207,7 @@ int node_run(struct node *n)
 		items[0] = (zmq_pollitem_t){ n->router, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t){ n->zap, 0, ZMQ_POLLIN, 0 };
 		items[2] = (zmq_pollitem_t){ n->control, 0, ZMQ_POLLIN, 0 };
-		items[3] = (zmq_pollitem_t){ NULL, -1, 0, 0 };
+		items[3] = (zmq_pollitem_t){ n->qsock, 0, ZMQ_POLLIN, 0 };
 		for (size_t i = 0; i < n->npeers; i++) {
 			items[4 + 2 * i] = (zmq_pollitem_t){ n->peers[i].dealer, 0,
 							     n->peers[i].dealer ? ZMQ_POLLIN : 0, 0 };
@@ -242,6 +243,8 @@ int node_run(struct node *n)
 			}
 			if (items[2].revents & ZMQ_POLLIN)
 				control_handle(n);
+			if (items[3].revents & ZMQ_POLLIN)
+				fedq_relay(n);
 			for (size_t i = 0; i < n->npeers; i++) {
 				struct peer *p = &n->peers[i];
 				for (int k = 0; k < 256 && (items[4 + 2 * i].revents & ZMQ_POLLIN); k++) {
@@ -274,6 +277,7 @@ int node_run(struct node *n)
 
 void node_stop(struct node *n)
 {
+	fedq_stop(n);
 	sync_fini(n);
 	if (n->router)
 		zmq_close(n->router);

@@ -7,6 +7,7 @@
 #ifndef MU_NODE_H
 #define MU_NODE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -73,7 +74,7 @@ struct fetch {
 struct node_stats {
 	uint64_t entries_received, entries_served, heads_committed;
 	uint64_t refused_badsig, refused_trust, refused_root, refused_proto, refused_decode;
-	uint64_t forks, requests, denied, cosigs_made, cosigs_received;
+	uint64_t forks, requests, denied, cosigs_made, cosigs_received, queries;
 };
 
 struct node {
@@ -92,6 +93,10 @@ struct node {
 	/* own datasets' head sizes as last announced */
 	struct announced { char dataset[128]; uint64_t size; } *announced;
 	size_t nannounced;
+	void *qsock;                    /* the query worker's end (fedq.c) */
+	pthread_t qthread;
+	int qthread_started;
+	int queries_queued;
 	volatile int stop;
 };
 

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "fedq.h"
 #include "head.h"
 #include "log.h"
 #include "musubi_config.h"
@@ -509,6 +510,8 @@ void serve_request(struct node *n, struct wire_msg *m)
 	case MUSUBI__MSG_TYPE__MSG_GET_TRUST: on_get_trust(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_STATUS: on_status(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_GET_COSIGS: on_get_cosigs(&r); break;
+	case MUSUBI__MSG_TYPE__MSG_SCAN: serve_scan(n, m, r.anonymous); break;
+	case MUSUBI__MSG_TYPE__MSG_QUERY: fedq_submit(n, m); break;
 	default:
 		fail(&r, MUSUBI__ERROR_CODE__ERR_BAD_REQUEST, "message type %d is not a request",
 		     (int)m->env->type);

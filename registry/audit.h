@@ -160,6 +160,12 @@ struct audit_node {
 	int behind;          /* its newest head is older than another node's */
 };
 
+/* Two validly signed heads that do not extend one another (indexes into
+ * audit_report.heads; a is the smaller or, at one size, the first). */
+struct audit_fork {
+	size_t a, b;
+};
+
 struct audit_report {
 	char *publisher;             /* the member of the dataset name */
 	char *publisher_name;        /* its name in the newest trust list, or NULL */
@@ -171,6 +177,8 @@ struct audit_report {
 	size_t ntrust;
 	struct audit_head *heads;    /* sorted by size, then root */
 	size_t nheads;
+	struct audit_fork *forks;
+	size_t nforks;
 	struct audit_key *keys;      /* keys that signed valid heads, in order of first use */
 	size_t nkeys;
 	struct audit_schema *schemas;  /* of the reference history, in order of first use */
@@ -260,10 +268,5 @@ int audit_proof_encode(const struct audit_row_proof *p, char **json);
 int audit_proof_decode(const uint8_t *buf, size_t len, struct audit_row_proof *out, char *why,
 		       size_t whylen);
 void audit_proof_fini(struct audit_row_proof *p);
-
-/* Ed25519 raw public key to SubjectPublicKeyInfo PEM (*pem is the
- * caller's to free), and back. 0, MU_E_KEY or MU_E_CRYPTO. */
-int audit_key_pem(const uint8_t raw[SIG_PUBKEY_LEN], char **pem);
-int audit_key_from_pem(const char *pem, uint8_t raw[SIG_PUBKEY_LEN]);
 
 #endif

@@ -8,6 +8,7 @@
  *   garbage                       a frame of random bytes, then a STATUS request
  *   oversize                      a 20 MiB frame, then a STATUS request
  *   version                       an envelope of protocol version 99
+ *   query SQL [local|require-all]  MSG_QUERY: "columns ...", one line per row, "manifest {...}"
  * Exit 0 when the node answered as printed, 1 on a timeout or error.
  */
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "client.h"
 #include "head.h"
 #include "mu_err.h"
+#include "rec.h"
+#include "schema.h"
 #include "sig.h"
 
 static int status_ok(struct client *c)
@@ -84,6 +87,39 @@ int main(int argc, char **argv)
 		printf("entries %zu\n", e ? e->n_entries : 0);
 		if (e)
 			musubi__entries__free_unpacked(e, NULL);
+		wire_msg_fini(&r);
+	} else if (strcmp(cmd, "query") == 0 && argc >= 6) {
+		Musubi__Query q = MUSUBI__QUERY__INIT;
+		q.sql = argv[5];
+		q.timeout_ms = 3000;
+		q.local = argc > 6 && strcmp(argv[6], "local") == 0;
+		q.require_all = argc > 6 && strcmp(argv[6], "require-all") == 0;
+		q.explain = 1;
+		rc = client_call(c, MUSUBI__MSG_TYPE__MSG_QUERY, &q.base, 20000, &r, why, sizeof(why));
+		if (rc < 0) {
+			printf("error %s: %s\n", mu_strerror(rc), why);
+			client_close(&c);
+			return 0;
+		}
+		Musubi__QueryResult *res = musubi__query_result__unpack(NULL, r.env->payload.len,
+									 r.env->payload.data);
+		for (size_t i = 0; res && i < res->n_rows; i++) {
+			struct rec_row *row = NULL;
+			if (rec_row_decode(res->rows[i].data, res->rows[i].len, &row) < 0)
+				continue;
+			for (size_t k = 0; k < row->n; k++) {
+				char buf[256];
+				schema_format(&row->values[k], buf, sizeof(buf));
+				printf("%s%s", k ? "|" : "", buf);
+			}
+			printf("\n");
+			rec_row_free(&row);
+		}
+		if (res) {
+			printf("partial %d\nmanifest %s\nexplain %s\n", res->partial, res->manifest,
+			       res->explain);
+			musubi__query_result__free_unpacked(res, NULL);
+		}
 		wire_msg_fini(&r);
 	} else if (strcmp(cmd, "garbage") == 0 || strcmp(cmd, "oversize") == 0 ||
 		   strcmp(cmd, "version") == 0) {
