@@ -963,7 +963,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			json_array_append_new(fq->failures, json_pack("{s:s,s:s,s:s,s:s}", "table", v->name,
 				"publisher", q->src->publisher, "node", q->src->endpoint, "reason", q->reason));
 			fq->partial = 1;
-		} else if (!q->failed) {
+		} else if (!q->failed && strcmp(q->kind, "absent") != 0) {
 			manifest_add(fq, v->name, q);
 			explainf(fq, "  %s: publisher %s -> %s (%s), %zu rows", v->name, q->src->publisher,
 				 q->node, q->kind, q->nrows);
