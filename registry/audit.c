@@ -249,12 +249,11 @@ struct cand {
 	uint8_t root[32], key_id[SIG_KEYID_LEN], sha256[32], raw[SIG_PUBKEY_LEN];
 	const struct audit_blob *blob;
 	int source;
-	size_t served;
+	size_t served;   /* its place in the source's history: sorts equal heads */
 };
 
 /* What the audit learns about one source. */
 struct work {
-	size_t *served_head;   /* served index -> report head, SIZE_MAX if not valid */
 	uint64_t *decoded;     /* sorted distinct sizes of its heads that decode */
 	size_t ndecoded;
 	merkle_hash *roots;    /* roots[k]: root of its first sizes[k] entries */
@@ -548,12 +547,10 @@ static int heads(struct ctx *c)
 		struct work *w = &c->w[s];
 		uint64_t prev = 0;
 		int have_prev = 0;
-		if ((w->served_head = calloc(src->nheads + 1, sizeof(size_t))) == NULL ||
-		    (w->decoded = calloc(src->nheads + 1, sizeof(uint64_t))) == NULL)
+		if ((w->decoded = calloc(src->nheads + 1, sizeof(uint64_t))) == NULL)
 			goto out;
 		for (size_t i = 0; i < src->nheads; i++) {
 			uint64_t size = UINT64_MAX;
-			w->served_head[i] = SIZE_MAX;
 			if ((rc = check_head(c, (int)s, i, &cand[ncand], &size)) < 0)
 				goto out;
 			if (size != UINT64_MAX)
@@ -597,7 +594,6 @@ static int heads(struct ctx *c)
 			c->size_of[rep->nheads++] = c->nsizes - 1;
 		}
 		h->seen_by |= UINT64_C(1) << x->source;
-		c->w[x->source].served_head[x->served] = (size_t)(h - rep->heads);
 	}
 	rc = 0;
 out:
@@ -700,7 +696,7 @@ static void roots(struct ctx *c)
 {
 	for (size_t si = 0; si < c->nsrc; si++) {
 		const struct work *w = &c->w[si];
-		int s = (int)si, reported = 0, any = 0;
+		int s = (int)si, reported = 0;
 		uint64_t last_ok = 0, newest = 0;
 		size_t more = 0;
 		char hint[256];
@@ -713,8 +709,6 @@ static void roots(struct ctx *c)
 			}
 			if (!(hd->seen_by & (UINT64_C(1) << s)))
 				continue;
-			any = 1;
-			newest = hd->size;
 			if (c->size_of[h] >= w->nroots || (w->anchored_any && hd->size <= w->anchored))
 				continue;
 			if (reported++) {
@@ -742,7 +736,7 @@ static void roots(struct ctx *c)
 		if (more > 0)
 			problem(c, AUDIT_ROOT, s, 0, "%s: nor do they give the roots of its %zu later "
 				"heads", sname(c, s), more);
-		if ((any || newest > 0) && newest > c->src[si].nentries)
+		if (newest > c->src[si].nentries)
 			problem(c, AUDIT_TRUNCATED, s, newest, "%s serves %zu entries, but its newest "
 				"head covers %" PRIu64 ": the history is truncated", sname(c, s),
 				c->src[si].nentries, newest);
@@ -857,11 +851,27 @@ static void rollback(struct ctx *c)
 	}
 }
 
+/* The first report head of at least size (heads are sorted by size). */
+static size_t lower_bound(const struct audit_report *rep, uint64_t size)
+{
+	size_t lo = 0, hi = rep->nheads;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (rep->heads[mid].size < size)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The report head of size that source s served validly, or SIZE_MAX. */
 static size_t head_at(const struct ctx *c, int s, uint64_t size)
 {
-	for (size_t h = 0; h < c->rep->nheads; h++)
-		if (c->rep->heads[h].size == size && (c->rep->heads[h].seen_by & (UINT64_C(1) << s)))
+	for (size_t h = lower_bound(c->rep, size); h < c->rep->nheads && c->rep->heads[h].size == size;
+	     h++)
+		if (c->rep->heads[h].seen_by & (UINT64_C(1) << s))
 			return h;
 	return SIZE_MAX;
 }
@@ -924,7 +934,6 @@ static void nodes(struct ctx *c)
 			note(c, "%s is behind: its newest head is at size %" PRIu64 ", another node's "
 			     "at %" PRIu64, sname(c, (int)s), rep->nodes[s].newest, newest);
 		}
-	nrm:
 	if (served == 0)
 		problem(c, AUDIT_FETCH, -1, 0, "no node served any head of %s", c->p->dataset);
 }
@@ -1063,9 +1072,8 @@ static void cosig(struct ctx *c, int s, const struct audit_blob *b)
 		rep->cosigs_invalid++;
 		goto out;
 	}
-	for (size_t h = 0; h < rep->nheads && match == SIZE_MAX; h++) {
-		if (rep->heads[h].size != co->size)
-			continue;
+	for (size_t h = lower_bound(rep, co->size);
+	     h < rep->nheads && rep->heads[h].size == co->size && match == SIZE_MAX; h++) {
 		first = first == SIZE_MAX ? h : first;
 		if (memcmp(rep->heads[h].sha256, co->head_sha256.data, 32) == 0)
 			match = h;
@@ -1144,7 +1152,6 @@ static void witnesses(struct ctx *c)
 static void ctx_fini(struct ctx *c)
 {
 	for (size_t s = 0; c->w != NULL && s < c->nsrc; s++) {
-		free(c->w[s].served_head);
 		free(c->w[s].decoded);
 		free(c->w[s].roots);
 	}
@@ -1508,7 +1515,7 @@ static json_t *json_hex(const uint8_t *data, size_t len)
  * value (an allocation that failed while building it). */
 static int put(json_t *o, const char *k, json_t *v)
 {
-	return v == NULL ? (json_decref(v), -1) : json_object_set_new(o, k, v);
+	return v == NULL ? -1 : json_object_set_new(o, k, v);
 }
 
 static int append(json_t *a, json_t *v)

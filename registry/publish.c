@@ -16,6 +16,7 @@
 #include "publish.h"
 #include "rec.h"
 #include "schema.h"
+#include "trust.h"
 #include "util.h"
 
 #define TOOL_NAME "musubi/" MUSUBI_VERSION
@@ -599,6 +600,38 @@ static int load_node_identity(struct publish *p)
 	return rc;
 }
 
+/* Would a head signed now count under the node's trust list? Refuse to
+ * publish what every other node would refuse. */
+static int check_own_standing(struct publish *p)
+{
+	struct store_txn t;
+	struct sig_key *key = NULL;
+	struct rec_head h = { .dataset = p->res->dataset, .time_us = p->now_us,
+			      .trust_version = p->trust_version, .publisher = p->member };
+	char why[256] = "";
+	int rc;
+
+	if ((rc = sig_key_id(p->signer, h.key_id)) < 0 || (rc = store_read_begin(p->st, &t)) < 0)
+		return rc;
+	rc = trust_head_key(NULL, &t, &h, &key, why, sizeof(why));
+	store_read_end(&t);
+	if (rc == 0) {
+		uint8_t id[SIG_KEYID_LEN];
+		if (sig_key_id(key, id) == 0 && memcmp(id, h.key_id, SIG_KEYID_LEN) != 0) {
+			snprintf(why, sizeof(why), "the signing key in use is not the key the node "
+				 "is known by");
+			rc = MU_E_TRUST;
+		}
+	}
+	sig_key_destroy(&key);
+	if (rc < 0) {
+		add_error(p, 0, 0, "heads signed now would not count: %s (see docs/TRUST.md)",
+			  why[0] ? why : mu_strerror(rc));
+		return MU_E_TRUST;
+	}
+	return 0;
+}
+
 int publish_csv(struct store *st, const struct sig_key *key, const struct publish_opts *o,
 		struct publish_result *res)
 {
@@ -620,6 +653,8 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 		goto out;
 	}
 	snprintf(res->dataset, sizeof(res->dataset), "%s/%s", p.member, o->dataset);
+	if (!o->dry_run && (rc = check_own_standing(&p)) < 0)
+		goto out;
 	if ((rc = schema_resolve(o->schema_spec, &p.schema, &why)) < 0) {
 		add_error(&p, 0, 0, "schema %s: %s (musubi schema list shows the built-in ones)",
 			  o->schema_spec, why ? why : mu_strerror(rc));

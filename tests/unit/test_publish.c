@@ -404,6 +404,34 @@ static int tamper_fn(struct store_txn *t, void *arg)
 	return rc;
 }
 
+static struct sig_key *resign_key;
+
+/* Replace the newest head with the same head signed by another key. */
+static int resign_fn(struct store_txn *t, void *arg)
+{
+	struct store_dataset ds;
+	const uint8_t *buf;
+	size_t len;
+	uint64_t size;
+	struct head_signed hs;
+	struct rec_buf out = { 0 };
+	int rc;
+
+	(void)arg;
+	if ((rc = store_dataset_get(t, "222127/aed", &ds)) < 0)
+		return rc;
+	if ((rc = store_head_latest(t, ds.local_id, &size, &buf, &len)) == 0 &&
+	    (rc = head_decode(buf, len, &hs)) == 0) {
+		struct rec_head h = hs.hd->h;
+		if ((rc = head_make_signed(&h, resign_key, &out)) == 0)
+			rc = store_head_put(t, ds.local_id, size, out.data, out.len);
+		head_signed_fini(&hs);
+	}
+	rec_buf_fini(&out);
+	store_dataset_fini(&ds);
+	return rc;
+}
+
 static void test_verify_catches_tampering(void)
 {
 	static const char *const expect[] = { "root", "signature", "state row" };
@@ -442,10 +470,19 @@ static void test_foreign_key_refused(void)
 	CHECK_OK(sig_keygen_dir(path));
 	snprintf(path, sizeof(path), "%s/other/signing.pem", tmpdir);
 	CHECK_OK(sig_key_load_private(path, &other));
+	resign_key = other;
 	struct publish_opts o = { .dataset = "aed", .schema_spec = "aed@1",
 				  .path = data("aed/222127_yaizu.csv") };
-	CHECK_OK(publish_csv(st, other, &o, &res));
+	/* Publishing refuses to sign heads no one would accept... */
+	CHECK_RC(publish_csv(st, other, &o, &res), MU_E_TRUST);
+	CHECK(res.nkept == 1 && strstr(res.errors[0].message, "not the key") != NULL);
 	publish_result_fini(&res);
+	/* ...and a head that got into the store anyway fails verification. */
+	CHECK_OK(publish_csv(st, key, &o, &res));
+	publish_result_fini(&res);
+	struct tamper tp = { 3 };
+	CHECK_OK(store_write(st, resign_fn, &tp));
+	(void)other;
 	CHECK_RC(verify_store(st, NULL, verify_own_key, NULL, &rep), MU_E_CORRUPT);
 	CHECK(rep.nproblems >= 1 && strstr(rep.problems[0].message, "signature") != NULL);
 	verify_report_fini(&rep);
