@@ -96,6 +96,8 @@ int node_start(struct node *n, struct node_config *cfg)
 		log_err("cannot load the signing key %s: %s", path, mu_strerror(rc));
 		return rc;
 	}
+	if ((rc = trust_cache_new(&n->tcache)) < 0)
+		return rc;
 	if ((n->zctx = zmq_ctx_new()) == NULL)
 		return -errno;
 	/* The ZAP handler must exist before any CURVE server socket binds. */
@@ -291,6 +293,7 @@ void node_stop(struct node *n)
 		zmq_ctx_term(n->zctx);
 	store_close(&n->st);
 	sig_key_destroy(&n->signer);
+	trust_cache_destroy(&n->tcache);
 	free(n->announced);
 	OPENSSL_cleanse(n->sec, sizeof(n->sec));
 }

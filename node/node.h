@@ -83,6 +83,7 @@ struct node {
 	char member[64];
 	uint8_t pub[32], sec[32];       /* transport (CURVE) key pair */
 	struct sig_key *signer;         /* signs cosignatures of verified heads */
+	struct trust_cache *tcache;     /* decoded trust lists (reactor thread only) */
 	void *zctx, *router, *pubsock, *zap, *control;
 	struct peer *peers;
 	size_t npeers;

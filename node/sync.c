@@ -396,7 +396,7 @@ static void fetch_try_commit(struct node *n, struct fetch *f)
 		.heads = (const uint8_t *const *)&f->heads[first],
 		.head_lens = &f->head_lens[first],
 	};
-	rc = ingest_commit(n->st, &b, trust_head_key, NULL, &res, why, sizeof(why));
+	rc = ingest_commit(n->st, &b, trust_head_key, n->tcache, &res, why, sizeof(why));
 	if (rc < 0) {
 		count_refusal(n, rc);
 		if (rc == -EAGAIN)
@@ -590,7 +590,7 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 	if (!sync_wants(n, dataset))
 		return;
 	remember_peer_head(p, dataset, size);
-	rc = ingest_check_head(n->st, sh, len, p->member, trust_head_key, NULL, &verdict, &local,
+	rc = ingest_check_head(n->st, sh, len, p->member, trust_head_key, n->tcache, &verdict, &local,
 			       why, sizeof(why));
 	if (rc == MU_E_FORK) {
 		n->stats.forks++;
@@ -626,6 +626,21 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 	log_debug("%s: fetching %" PRIu64 " -> %" PRIu64 " from %s", dataset, local, size, p->member);
 }
 
+static uint64_t current_trust_version(struct node *n)
+{
+	struct store_txn t;
+	char buf[32];
+	size_t len;
+	uint64_t v = 0;
+
+	if (store_read_begin(n->st, &t) == 0) {
+		if (store_meta_get(&t, "trust_version", buf, sizeof(buf), &len) == 0)
+			v = strtoull(buf, NULL, 10);
+		store_read_end(&t);
+	}
+	return v;
+}
+
 static void on_trust_lists(struct node *n, struct peer *p, struct wire_msg *m)
 {
 	Musubi__TrustLists *tl = musubi__trust_lists__unpack(NULL, m->env->payload.len,
@@ -637,6 +652,14 @@ static void on_trust_lists(struct node *n, struct peer *p, struct wire_msg *m)
 		return;
 	}
 	for (size_t i = 0; i < tl->n_lists; i++) {
+		struct trust_signed ts;
+		/* Versions this node already has are no news, not a lie. */
+		if (trust_decode(tl->lists[i].data, tl->lists[i].len, &ts, why, sizeof(why)) == 0 &&
+		    ts.list.version <= current_trust_version(n)) {
+			trust_signed_fini(&ts);
+			continue;
+		}
+		trust_signed_fini(&ts);
 		int rc = trust_store_list(n->st, tl->lists[i].data, tl->lists[i].len, why, sizeof(why));
 		if (rc < 0 && rc != MU_E_EXISTS) {
 			count_refusal(n, rc);

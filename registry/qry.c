@@ -72,6 +72,7 @@ struct source {
 	enum cls pk_cls;           /* CLS_TEXT or CLS_INT when indexable */
 	unsigned char *has_col;    /* some version of its schema has the column */
 	char *broken;              /* why it cannot be read, or NULL */
+	int left_out;              /* pinned out: gives columns, never rows */
 	struct fold *fold;         /* as-of: built on first use */
 	int touched;
 };
@@ -351,7 +352,7 @@ static int add_source(struct qry *q, const struct qry_opts *o, struct store_data
 	struct source *s, *grown;
 	struct table *t;
 	uint64_t size = ds->head_size;
-	int rc;
+	int left_out = 0, rc;
 
 	for (size_t i = 0; i < o->nasof; i++)
 		if (strcmp(o->asof[i].dataset, ds->name) == 0) {
@@ -368,11 +369,10 @@ static int add_source(struct qry *q, const struct qry_opts *o, struct store_data
 		}
 		return 0;
 	}
-	if (o->nasof > 0) {
-		if (pin == NULL)
-			return 0;
+	if (o->nasof > 0 && pin != NULL)
 		size = pin->size;
-	}
+	else if (o->nasof > 0)
+		left_out = 1;   /* the table keeps its columns */
 	if (size == 0)
 		return 0;   /* nothing signed yet */
 	if (size > ds->size) {
@@ -390,14 +390,15 @@ static int add_source(struct qry *q, const struct qry_opts *o, struct store_data
 	s->lid = ds->local_id;
 	s->size = size;
 	s->from_state = size == ds->size;
-	s->rows = ds->rows;
+	s->rows = left_out ? 0 : ds->rows;
+	s->left_out = left_out;
 	s->pk_col = -1;
 	if ((s->dataset = strdup(ds->name)) == NULL || (s->publisher = strdup(ds->publisher)) == NULL ||
 	    asprintf(&s->schema_ref, "%s@%u", ds->schema_id, ds->schema_version) < 0) {
 		s->schema_ref = NULL;
 		return -ENOMEM;
 	}
-	if ((rc = read_head(q, s)) < 0) {
+	if (!left_out && (rc = read_head(q, s)) < 0) {
 		if (rc == -ENOENT) {
 			set_why(o, "%s has no signed head at size %" PRIu64, ds->name, size);
 			return MU_E_USAGE;
@@ -1088,7 +1089,7 @@ static int source_next(struct cursor *c, struct source *s)
 
 static int source_wanted(const struct cursor *c, const struct source *s)
 {
-	return !c->empty && (c->pub == NULL || strcmp(c->pub, s->publisher) == 0);
+	return !c->empty && !s->left_out && (c->pub == NULL || strcmp(c->pub, s->publisher) == 0);
 }
 
 /* Move to the next row, opening sources as needed. */
@@ -1332,6 +1333,14 @@ static int authorize(void *ctx, int action, const char *a, const char *b, const 
 	case SQLITE_READ:
 	case SQLITE_RECURSIVE:
 		return SQLITE_OK;
+	case SQLITE_UPDATE:
+		/* SQLite itself asks this when it first connects an eponymous
+		 * table (json_each, pragma_table_info): it parses the table's
+		 * declaration as if updating the schema table. A statement
+		 * that really writes there is stopped by DEFENSIVE, and any
+		 * writing statement by qry_exec's read-only check. */
+		return a != NULL && sqlite3_stricmp(a, "sqlite_master") == 0 && trigger == NULL ?
+		       SQLITE_OK : SQLITE_DENY;
 	case SQLITE_FUNCTION:
 		return b != NULL && sqlite3_stricmp(b, "load_extension") == 0 ? SQLITE_DENY : SQLITE_OK;
 	case SQLITE_PRAGMA:
@@ -1507,7 +1516,9 @@ static int sql_error(struct qry *q, int src, char **err)
 		return q->max_heap > 0 ? fail(err, MU_E_TOOBIG, "query exceeded its memory limit of %"
 					      PRId64 " bytes", q->max_heap) :
 					 fail(err, -ENOMEM, "out of memory");
-	if (src == SQLITE_AUTH)
+	/* Writes to a virtual table without xUpdate fail before the
+	 * authorizer is asked, with this message. */
+	if (src == SQLITE_AUTH || strstr(msg, "may not be modified") != NULL)
 		return fail(err, MU_E_DENIED, "not authorized: a query can only read (%s)", msg);
 	if (q->vt_rc != 0)
 		return fail(err, q->vt_rc, "%s", msg);
@@ -1619,7 +1630,8 @@ int qry_tables(struct qry *q, json_t **out)
 			json_array_append_new(cols, json_pack("{s:s,s:s}", "name", prov_names[p],
 							      "type", prov_types[p]));
 		for (size_t s = 0; s < t->nsrc; s++)
-			json_array_append_new(srcs, json_pack("{s:s,s:s,s:I,s:I}", "dataset",
+			if (!t->src[s].left_out)
+				json_array_append_new(srcs, json_pack("{s:s,s:s,s:I,s:I}", "dataset",
 							      t->src[s].dataset, "publisher",
 							      t->src[s].publisher, "head_size",
 							      (json_int_t)t->src[s].size, "rows",

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <openssl/sha.h>
 
 #include "musubi.pb-c.h"
@@ -23,6 +25,10 @@ static const char *const db_names[DB_COUNT] = {
 
 struct store {
 	MDB_env *env;
+	/* Read transactions hold this shared; growing the map takes it
+	 * exclusively, as LMDB requires no transaction to be active in the
+	 * process while the map is resized (a node reads from two threads). */
+	pthread_rwlock_t resize;
 	MDB_dbi dbi[DB_COUNT];
 	char *datadir;
 	unsigned flags;
@@ -95,9 +101,14 @@ static int store_grow(struct store *st, int force)
 	want = info.me_mapsize * 2;
 	if (want > STORE_MAP_MAX)
 		return MU_E_MAPFULL;
-	if ((rc = mdb_env_set_mapsize(st->env, want)) != 0)
-		return store_err(rc);
-	return 0;
+	/* Never wait for readers here: a reader in this very thread would
+	 * deadlock. Without the lock the map stays as it is; when it is
+	 * really full the write fails with MU_E_MAPFULL and can be retried. */
+	if (pthread_rwlock_trywrlock(&st->resize) != 0)
+		return force ? MU_E_MAPFULL : 0;
+	rc = mdb_env_set_mapsize(st->env, want);
+	pthread_rwlock_unlock(&st->resize);
+	return store_err(rc);
 }
 
 static int txn_begin(struct store *st, unsigned flags, MDB_txn **txn)
@@ -165,6 +176,7 @@ int store_open(const char *datadir, unsigned flags, struct store **out)
 		goto fail;
 	}
 	st->flags = flags;
+	pthread_rwlock_init(&st->resize, NULL);
 	if (flags & STORE_RDONLY)
 		envflags |= MDB_RDONLY;
 	if (flags & STORE_NOSYNC)
@@ -215,6 +227,7 @@ void store_close(struct store **stp)
 		return;
 	if (st->env != NULL)
 		mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->resize);
 	free(st->datadir);
 	free(st);
 	*stp = NULL;
@@ -227,15 +240,24 @@ const char *store_datadir(const struct store *st)
 
 int store_read_begin(struct store *st, struct store_txn *t)
 {
+	int rc;
+
 	t->st = st;
 	t->txn = NULL;
-	return txn_begin(st, MDB_RDONLY, &t->txn);
+	pthread_rwlock_rdlock(&st->resize);
+	if ((rc = txn_begin(st, MDB_RDONLY, &t->txn)) < 0) {
+		pthread_rwlock_unlock(&st->resize);
+		t->txn = NULL;
+	}
+	return rc;
 }
 
 void store_read_end(struct store_txn *t)
 {
-	if (t->txn != NULL)
+	if (t->txn != NULL) {
 		mdb_txn_abort(t->txn);
+		pthread_rwlock_unlock(&t->st->resize);
+	}
 	t->txn = NULL;
 }
 

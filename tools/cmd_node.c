@@ -118,6 +118,8 @@ static void print_status(json_t *st)
 
 	static const char *const dh[] = { "dataset", "schema", "rows", "entries", "head time", "access" };
 	t = cli_table_new(6, dh);
+	if (json_array_size(dsets) == 0)
+		printf("no datasets yet: publish one with musubi publish --dir DATADIR ...\n");
 	json_array_foreach(dsets, i, v) {
 		char rows[32], entries[32];
 		snprintf(rows, sizeof(rows), "%" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(v, "rows")));
@@ -128,7 +130,8 @@ static void print_status(json_t *st)
 					json_is_true(json_object_get(v, "members_only")) ? "members" : "public" };
 		cli_table_add(t, cells);
 	}
-	cli_table_print(t, stdout);
+	if (json_array_size(dsets) > 0)
+		cli_table_print(t, stdout);
 	cli_table_free(&t);
 }
 

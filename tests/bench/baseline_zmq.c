@@ -26,6 +26,7 @@
  * remove. Prints one line: entries, seconds, entries per second.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,8 +101,10 @@ static int send_all(const char *datadir, const char *dataset, const char *endpoi
 	int hwm = WINDOW, linger = -1, rc;
 
 	if ((rc = store_open(datadir, STORE_RDONLY, &st)) < 0 ||
-	    (rc = store_read_begin(st, &t)) < 0 || (rc = store_dataset_get(&t, dataset, &ds)) < 0)
+	    (rc = store_read_begin(st, &t)) < 0 || (rc = store_dataset_get(&t, dataset, &ds)) < 0) {
+		fprintf(stderr, "baseline_zmq: no dataset %s in %s\n", dataset, datadir);
 		goto out;
+	}
 	if ((ebuf = malloc(ecap)) == NULL || (hbuf = malloc(hcap)) == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -154,8 +157,7 @@ static int send_all(const char *datadir, const char *dataset, const char *endpoi
 			goto out;
 		}
 	}
-	if (zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, "", 0, 0) < 0)
-		rc = -errno;
+	rc = zmq_send(sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(sock, "", 0, 0) < 0 ? -errno : 0;
 out:
 	if (rc < 0)
 		fprintf(stderr, "baseline_zmq: sender: %s\n", mu_strerror(rc));
@@ -255,6 +257,21 @@ lmdb:
 	return MU_E_STORE;
 }
 
+/* Wait until sock has a message; -ECHILD if the sender exited first
+ * (it has then been reaped: *child becomes -1). */
+static int wait_readable(void *sock, pid_t *child)
+{
+	zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+	int n, status;
+
+	while ((n = zmq_poll(&it, 1, 200)) == 0)
+		if (waitpid(*child, &status, WNOHANG) == *child) {
+			*child = -1;
+			return -ECHILD;
+		}
+	return n < 0 ? -errno : 0;
+}
+
 /* The parent: bind, start the sender, take everything in. */
 static int receive_all(int argc, char **argv, struct keys *k, double t0)
 {
@@ -278,17 +295,8 @@ static int receive_all(int argc, char **argv, struct keys *k, double t0)
 		rc = -errno;
 		goto out;
 	}
-	if ((rc = mdb_env_create(&r.env)) != 0 || (rc = mdb_env_set_mapsize(r.env, MAP_SIZE)) != 0 ||
-	    (rc = mdb_env_open(r.env, argv[3], 0, 0640)) != 0 ||
-	    (rc = mdb_txn_begin(r.env, NULL, 0, &r.txn)) != 0 ||
-	    (rc = mdb_dbi_open(r.txn, NULL, 0, &r.dbi)) != 0) {
-		fprintf(stderr, "baseline_zmq: LMDB: %s\n", mdb_strerror(rc));
-		rc = MU_E_STORE;
-		goto out;
-	}
-	merkle_frontier_init(&r.fr);
-	/* Fork before any ZeroMQ context exists; the child learns the
-	 * endpoint (an ephemeral port) through a pipe. */
+	/* Fork before any ZeroMQ context or LMDB environment exists; the
+	 * child learns the endpoint (an ephemeral port) through a pipe. */
 	if (pipe(pipefd) < 0 || (child = fork()) < 0) {
 		rc = -errno;
 		goto out;
@@ -302,6 +310,15 @@ static int receive_all(int argc, char **argv, struct keys *k, double t0)
 	}
 	close(pipefd[0]);
 	pipefd[0] = -1;
+	if ((rc = mdb_env_create(&r.env)) != 0 || (rc = mdb_env_set_mapsize(r.env, MAP_SIZE)) != 0 ||
+	    (rc = mdb_env_open(r.env, argv[3], 0, 0640)) != 0 ||
+	    (rc = mdb_txn_begin(r.env, NULL, 0, &r.txn)) != 0 ||
+	    (rc = mdb_dbi_open(r.txn, NULL, 0, &r.dbi)) != 0) {
+		fprintf(stderr, "baseline_zmq: LMDB: %s\n", mdb_strerror(rc));
+		rc = MU_E_STORE;
+		goto out;
+	}
+	merkle_frontier_init(&r.fr);
 	if ((ctx = zmq_ctx_new()) == NULL || (sock = zmq_socket(ctx, ZMQ_PULL)) == NULL ||
 	    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0 ||
 	    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
@@ -317,9 +334,10 @@ static int receive_all(int argc, char **argv, struct keys *k, double t0)
 		goto out;
 	}
 	while (!done) {
-		if (zmq_msg_recv(&em, sock, 0) < 0 || !zmq_msg_more(&em) ||
-		    zmq_msg_recv(&hm, sock, 0) < 0) {
-			rc = zmq_msg_more(&em) ? -errno : MU_E_DECODE;
+		if ((rc = wait_readable(sock, &child)) < 0)
+			goto out;
+		if (zmq_msg_recv(&em, sock, 0) < 0 || zmq_msg_recv(&hm, sock, 0) < 0) {
+			rc = -errno;
 			goto out;
 		}
 		rc = take_message(&r, zmq_msg_data(&em), zmq_msg_size(&em), zmq_msg_data(&hm),
