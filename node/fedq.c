@@ -305,6 +305,7 @@ void serve_scan(struct node *n, struct wire_msg *m, int anonymous)
 		goto out;
 	}
 	snprintf(dataset, sizeof(dataset), "%s/%s", s->publisher, s->table);
+	access_note(n, m->user, "scan", dataset, NULL);
 	if ((rc = open_local(n->st, s->publisher, s->table, s->as_of_size, !anonymous, &q, why,
 			     sizeof(why))) < 0 ||
 	    (rc = scan_local(q, s, &out, &head_size, why, sizeof(why))) < 0) {
@@ -1417,6 +1418,10 @@ void fedq_submit(struct node *n, struct wire_msg *m)
 	zmq_send(n->qsock, m->user, strlen(m->user), ZMQ_SNDMORE);
 	zmq_send(n->qsock, buf, len, 0);
 	free(buf);
+	Musubi__Query *q = musubi__query__unpack(NULL, m->env->payload.len, m->env->payload.data);
+	access_note(n, m->user, "query", NULL, q ? q->sql : NULL);
+	if (q)
+		musubi__query__free_unpacked(q, NULL);
 	n->queries_queued++;
 	n->stats.queries++;
 }

@@ -280,6 +280,9 @@ int node_run(struct node *n)
 void node_stop(struct node *n)
 {
 	fedq_stop(n);
+	if (n->st != NULL && n->signer != NULL)
+		access_flush(n);
+	free(n->access);
 	sync_fini(n);
 	if (n->router)
 		zmq_close(n->router);

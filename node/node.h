@@ -94,6 +94,10 @@ struct node {
 	/* own datasets' head sizes as last announced */
 	struct announced { char dataset[128]; uint64_t size; } *announced;
 	size_t nannounced;
+	/* access records waiting to be appended to <member>/access_log */
+	struct access_rec { int64_t us; char client[64], action[16], dataset[160], detail[512]; } *access;
+	size_t naccess;
+	int64_t next_access_flush_us;
 	void *qsock;                    /* the query worker's end (fedq.c) */
 	pthread_t qthread;
 	int qthread_started;
@@ -104,6 +108,13 @@ struct node {
 int node_start(struct node *n, struct node_config *cfg);
 int node_run(struct node *n);
 void node_stop(struct node *n);
+
+/* access.c: note who read what; flushed as signed entries every few seconds. */
+#define ACCESS_FLUSH_US (5 * 1000000LL)
+#define ACCESS_MAX_PENDING 2000
+void access_note(struct node *n, const char *client, const char *action, const char *dataset,
+		 const char *detail);
+void access_flush(struct node *n);
 
 /* serve.c */
 void serve_request(struct node *n, struct wire_msg *m);

@@ -213,6 +213,11 @@ static void on_get_entries(struct req *r)
 		bytes += len;
 	}
 	r->n->stats.entries_served += out.n_entries;
+	/* Replicating an access log is not a read worth recording: it would
+	 * make every log grow forever. */
+	const char *slash = strchr(ds.name, '/');
+	if (ds.members_only && !(slash && strcmp(slash, "/access_log") == 0))
+		access_note(r->n, r->m->user, "entries", ds.name, NULL);
 	reply(r, MUSUBI__MSG_TYPE__MSG_ENTRIES, &out.base);
 	free(out.entries);
 	store_dataset_fini(&ds);

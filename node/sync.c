@@ -919,6 +919,10 @@ void sync_tick(struct node *n, int64_t now)
 			send_hello(n, p);
 		send_list_heads(n, p);
 	}
+	if (now >= n->next_access_flush_us) {
+		n->next_access_flush_us = now + ACCESS_FLUSH_US;
+		access_flush(n);
+	}
 	if (now >= n->next_scan_us) {
 		n->next_scan_us = now + (int64_t)n->cfg->sync_interval_ms * 1000;
 		sync_announce_changes(n);

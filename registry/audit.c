@@ -795,8 +795,11 @@ static void forks(struct ctx *c)
 	for (size_t h = 0; h < rep->nheads; h++)
 		for (size_t s = 0; s < c->nsrc; s++) {
 			const struct work *w = &c->w[s];
+			/* Once both are known to be forked, the pair adds nothing. */
 			if (w->anchored_any && rep->heads[h].size <= w->anchored && !gives(c, (int)s, h) &&
-			    rep->heads[h].size != rep->heads[w->anchor].size)
+			    rep->heads[h].size != rep->heads[w->anchor].size &&
+			    (rep->heads[h].state != AUDIT_HEAD_FORKED ||
+			     rep->heads[w->anchor].state != AUDIT_HEAD_FORKED))
 				fork(c, h, w->anchor, (int)s);
 		}
 	if (rep->nforks > FORK_PROBLEMS_MAX)

@@ -731,3 +731,115 @@ void publish_result_fini(struct publish_result *res)
 	res->errors = NULL;
 	res->nkept = 0;
 }
+
+/* ---- appending rows a program makes (not a file): access records ---- */
+
+struct append_ctx {
+	struct publish *p;
+	const struct mu_value *values;
+	size_t nrows;
+};
+
+static int append_fn(struct store_txn *t, void *arg)
+{
+	struct append_ctx *a = arg;
+	struct publish *p = a->p;
+	const struct schema *s = p->schema;
+	struct store_dataset ds = { 0 };
+	struct merkle_frontier fr;
+	struct store_tree tree = { t, 0 };
+	int rc;
+
+	if ((rc = ensure_dataset(p, t, &ds)) < 0)
+		goto out;
+	if (ds.local_id == 0) {
+		if ((rc = store_dataset_put(t, &ds)) < 0 ||
+		    (rc = store_schema_put(t, p->schema_ref, s->json, s->json_len)) < 0)
+			goto out;
+		merkle_frontier_init(&fr);
+	} else {
+		tree.lid = ds.local_id;
+		if ((rc = merkle_frontier_load(&fr, ds.size, store_tree_get, &tree)) < 0)
+			goto out;
+	}
+	for (size_t r = 0; r < a->nrows; r++) {
+		const struct mu_value *vals = a->values + r * s->nfields;
+		struct store_state_val sv, nv;
+		p->key.len = 0;
+		for (size_t k = 0; k < s->npk; k++) {
+			size_t need = schema_format(&vals[s->pk[k]], NULL, 0);
+			if ((rc = rec_buf_reserve(&p->key, need + 2)) < 0)
+				goto out;
+			if (k > 0)
+				p->key.data[p->key.len++] = 0x1f;
+			schema_format(&vals[s->pk[k]], (char *)p->key.data + p->key.len, need + 1);
+			p->key.len += need;
+		}
+		if ((rc = rec_row_encode(vals, s->nfields, &p->row)) < 0)
+			goto out;
+		merkle_leaf_hash(p->row.data, p->row.len, nv.row_sha256);
+		rc = store_state_get(t, ds.local_id, (const char *)p->key.data, p->key.len, &sv);
+		if (rc < 0 && rc != -ENOENT)
+			goto out;
+		ds.rows += rc == -ENOENT;
+		nv.seq = ds.size;
+		if ((rc = append_entry(p, t, &ds, &fr, REC_UPSERT, (const char *)p->key.data,
+				       p->key.len, 0)) < 0 ||
+		    (rc = store_state_put(t, ds.local_id, (const char *)p->key.data, p->key.len, &nv)) < 0)
+			goto out;
+	}
+	struct rec_head h = {
+		.dataset = ds.name,
+		.size = ds.size,
+		.time_us = p->now_us,
+		.trust_version = p->trust_version,
+		.publisher = p->member,
+		.members_only = ds.members_only,
+	};
+	merkle_frontier_root(&fr, h.root);
+	if ((rc = head_make_signed(&h, p->signer, &p->entry)) < 0 ||
+	    (rc = store_head_put(t, ds.local_id, ds.size, p->entry.data, p->entry.len)) < 0)
+		goto out;
+	ds.head_size = ds.size;
+	ds.updated_us = p->now_us;
+	rc = store_dataset_put(t, &ds);
+out:
+	store_dataset_fini(&ds);
+	return rc;
+}
+
+int publish_append(struct store *st, const struct sig_key *key, const char *dataset,
+		   const char *schema_spec, int members_only, const struct mu_value *values,
+		   size_t nrows, char *why, size_t whylen)
+{
+	struct publish_opts o = { .dataset = dataset, .schema_spec = schema_spec,
+				  .access = members_only ? PUBLISH_ACCESS_MEMBERS : PUBLISH_ACCESS_PUBLIC };
+	struct publish_result res = { 0 };
+	struct publish p = { .st = st, .signer = key, .o = &o, .res = &res };
+	struct append_ctx a = { &p, values, nrows };
+	char *swhy = NULL;
+	int rc;
+
+	why[0] = '\0';
+	p.now_us = mu_now_us();
+	p.source_name = "musubid";
+	if (nrows == 0)
+		return 0;
+	if ((rc = load_node_identity(&p)) < 0)
+		return rc;
+	snprintf(res.dataset, sizeof(res.dataset), "%s/%s", p.member, dataset);
+	if ((rc = schema_resolve(schema_spec, &p.schema, &swhy)) < 0) {
+		snprintf(why, whylen, "%s", swhy ? swhy : mu_strerror(rc));
+		free(swhy);
+		return rc;
+	}
+	snprintf(p.schema_ref, sizeof(p.schema_ref), "%s@%u", p.schema->id, p.schema->version);
+	rc = store_write(st, append_fn, &a);
+	if (rc < 0)
+		snprintf(why, whylen, "%s", mu_strerror(rc));
+	schema_destroy(&p.schema);
+	rec_buf_fini(&p.entry);
+	rec_buf_fini(&p.row);
+	rec_buf_fini(&p.key);
+	return rc;
+}

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "csv.h"
+#include "schema.h"
 #include "sig.h"
 #include "store.h"
 
@@ -71,5 +72,15 @@ struct publish_result {
 int publish_csv(struct store *st, const struct sig_key *key, const struct publish_opts *o,
 		struct publish_result *res);
 void publish_result_fini(struct publish_result *res);
+
+/*
+ * Append rows a program made (not a file) to dataset: nrows rows of
+ * schema->nfields typed values each, as upserts (no diff, no deletes), in
+ * one write transaction with one signed head. The node's access records
+ * use it. Returns 0 or an error with why set.
+ */
+int publish_append(struct store *st, const struct sig_key *key, const char *dataset,
+		   const char *schema_spec, int members_only, const struct mu_value *values,
+		   size_t nrows, char *why, size_t whylen);
 
 #endif

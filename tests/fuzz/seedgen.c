@@ -32,6 +32,7 @@
 
 static const char *outdir;
 
+static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static _Noreturn void die(const char *fmt, ...)
 {
 	va_list ap;
