@@ -118,6 +118,8 @@ void access_flush(struct node *n);
 
 /* serve.c */
 void serve_request(struct node *n, struct wire_msg *m);
+/* How many redaction notices the store holds for dataset. */
+uint64_t count_redactions(struct store_txn *t, const char *dataset);
 /* The node's status as a JSON string (caller frees). */
 char *serve_status_json(struct node *n);
 

@@ -98,6 +98,60 @@ static void on_hello(struct req *r)
 	reply(r, MUSUBI__MSG_TYPE__MSG_HELLO, &h.base);
 }
 
+static int count_one(void *ctx, uint64_t seq, const uint8_t *buf, size_t len)
+{
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+uint64_t count_redactions(struct store_txn *t, const char *dataset)
+{
+	uint64_t n = 0;
+
+	store_redaction_iter(t, dataset, count_one, &n);
+	return n;
+}
+
+struct notice_list {
+	ProtobufCBinaryData *items;
+	size_t n, cap;
+};
+
+static int add_notice(void *ctx, uint64_t seq, const uint8_t *buf, size_t len)
+{
+	struct notice_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		ProtobufCBinaryData *g = realloc(l->items, cap * sizeof(*g));
+		if (g == NULL)
+			return -ENOMEM;
+		l->items = g;
+		l->cap = cap;
+	}
+	l->items[l->n].data = (uint8_t *)buf;
+	l->items[l->n++].len = len;
+	return l->n >= 10000;   /* one reply's worth */
+}
+
+static void on_get_redactions(struct req *r)
+{
+	UNPACK(Musubi__GetRedactions, musubi__get_redactions);
+	Musubi__Redactions out = MUSUBI__REDACTIONS__INIT;
+	struct store_dataset ds;
+	struct notice_list l = { 0 };
+
+	if (readable(r, q->dataset, &ds) == 0) {
+		store_redaction_iter(&r->t, ds.name, add_notice, &l);
+		out.n_notices = l.n;
+		out.notices = l.items;
+		reply(r, MUSUBI__MSG_TYPE__MSG_REDACTIONS, &out.base);
+		store_dataset_fini(&ds);
+	}
+	free(l.items);
+	musubi__get_redactions__free_unpacked(q, NULL);
+}
+
 static void on_list_heads(struct req *r)
 {
 	UNPACK(Musubi__ListHeads, musubi__list_heads);
@@ -129,6 +183,7 @@ static void on_list_heads(struct req *r)
 			hi->signed_head.data = (uint8_t *)buf;
 			hi->signed_head.len = len;
 			hi->public_ = !ds.members_only;
+			hi->redactions = count_redactions(&r->t, ds.name);
 			out.heads[out.n_heads++] = hi;
 		}
 		store_dataset_fini(&ds);
@@ -515,6 +570,7 @@ void serve_request(struct node *n, struct wire_msg *m)
 	case MUSUBI__MSG_TYPE__MSG_GET_TRUST: on_get_trust(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_STATUS: on_status(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_GET_COSIGS: on_get_cosigs(&r); break;
+	case MUSUBI__MSG_TYPE__MSG_GET_REDACTIONS: on_get_redactions(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_SCAN: serve_scan(n, m, r.anonymous); break;
 	case MUSUBI__MSG_TYPE__MSG_QUERY: fedq_submit(n, m); break;
 	default:

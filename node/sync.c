@@ -24,6 +24,7 @@
 #include "cosign.h"
 #include "head.h"
 #include "ingest.h"
+#include "redact.h"
 #include "log.h"
 #include "mu_err.h"
 #include "node.h"
@@ -729,6 +730,67 @@ static void on_schema(struct node *n, struct peer *p, struct wire_msg *m)
 	musubi__schema__free_unpacked(s, NULL);
 }
 
+/* A peer holds more redaction notices for a dataset we replicate: ask. */
+static void maybe_fetch_redactions(struct node *n, struct peer *p, const char *dataset,
+				   uint64_t theirs)
+{
+	struct store_txn t;
+	uint64_t ours = 0;
+
+	if (theirs == 0 || !sync_wants(n, dataset) || store_read_begin(n->st, &t) < 0)
+		return;
+	ours = count_redactions(&t, dataset);
+	store_read_end(&t);
+	if (theirs > ours) {
+		Musubi__GetRedactions q = MUSUBI__GET_REDACTIONS__INIT;
+		q.dataset = (char *)dataset;
+		peer_request(n, p, MUSUBI__MSG_TYPE__MSG_GET_REDACTIONS, &q.base, NULL, 0, 0);
+	}
+}
+
+struct apply_ctx {
+	struct node *n;
+	const uint8_t *buf;
+	size_t len;
+	struct redact_notice notice;
+	char why[256];
+};
+
+static int apply_fn(struct store_txn *t, void *arg)
+{
+	struct apply_ctx *a = arg;
+	int rc = redact_check(t, a->buf, a->len, trust_head_key, a->n->tcache, &a->notice, a->why,
+			      sizeof(a->why));
+
+	return rc < 0 ? rc : redact_apply(t, a->buf, a->len, &a->notice);
+}
+
+/* Honour the publisher's signed redaction notices: payloads go, leaf
+ * hashes stay. */
+static void on_redactions(struct node *n, struct peer *p, struct wire_msg *m)
+{
+	Musubi__Redactions *r = musubi__redactions__unpack(NULL, m->env->payload.len,
+							   m->env->payload.data);
+
+	if (r == NULL) {
+		strike(n, p, "sent redactions that do not decode");
+		return;
+	}
+	for (size_t i = 0; i < r->n_notices; i++) {
+		struct apply_ctx a = { .n = n, .buf = r->notices[i].data, .len = r->notices[i].len };
+		int rc = store_write(n->st, apply_fn, &a);
+		if (rc < 0) {
+			count_refusal(n, rc);
+			strike(n, p, "sent a redaction notice that does not count: %s",
+			       a.why[0] ? a.why : mu_strerror(rc));
+			break;
+		}
+		log_info("honoured the redaction of %s #%" PRIu64 " by %s: %s", a.notice.dataset,
+			 a.notice.seq, a.notice.publisher, a.notice.reason);
+	}
+	musubi__redactions__free_unpacked(r, NULL);
+}
+
 static void on_hello_reply(struct node *n, struct peer *p, struct wire_msg *m)
 {
 	Musubi__Hello *h = musubi__hello__unpack(NULL, m->env->payload.len, m->env->payload.data);
@@ -811,8 +873,10 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 			strike(n, p, "sent heads that do not decode");
 			break;
 		}
-		for (size_t i = 0; i < h->n_heads && p->backoff_until_us <= now; i++)
+		for (size_t i = 0; i < h->n_heads && p->backoff_until_us <= now; i++) {
 			on_head(n, p, h->heads[i]->signed_head.data, h->heads[i]->signed_head.len);
+			maybe_fetch_redactions(n, p, h->heads[i]->dataset, h->heads[i]->redactions);
+		}
 		musubi__heads__free_unpacked(h, NULL);
 		break;
 	}
@@ -829,6 +893,9 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 		break;
 	case MUSUBI__MSG_TYPE__MSG_GET_SCHEMA:
 		on_schema(n, p, m);
+		break;
+	case MUSUBI__MSG_TYPE__MSG_GET_REDACTIONS:
+		on_redactions(n, p, m);
 		break;
 	default:
 		break;

@@ -9,6 +9,7 @@
 #include "ingest.h"
 #include "musubi.pb-c.h"
 #include "mu_err.h"
+#include "redact.h"
 #include "schema.h"
 #include "util.h"
 
@@ -233,6 +234,41 @@ static int note_schema(struct store_txn *t, struct store_dataset *ds, const stru
 	return 0;
 }
 
+/* A redacted entry from a peer: its notice must be the publisher's and name
+ * this leaf; a redacted upsert leaves its key without a row. */
+static int ingest_stub(struct store_txn *t, struct store_dataset *ds, const struct ingest_batch *b,
+		       size_t i, struct commit_ctx *c)
+{
+	struct redact_stub s;
+	struct redact_notice n;
+	struct store_state_val sv;
+	int rc;
+
+	if ((rc = redact_stub_decode(b->entries[i], b->entry_lens[i], &s)) < 0) {
+		snprintf(c->why, c->whylen, "entry %" PRIu64 " of %s is a malformed redaction stub",
+			 b->from + i, b->dataset);
+		return rc;
+	}
+	if (s.seq != b->from + i || strcmp(s.dataset, b->dataset) != 0) {
+		snprintf(c->why, c->whylen, "redacted entry %" PRIu64 " of %s claims another place",
+			 b->from + i, b->dataset);
+		rc = MU_E_CORRUPT;
+	} else if ((rc = redact_check(t, s.notice, s.notice_len, c->keyfn, c->kctx, &n, c->why,
+				      c->whylen)) < 0) {
+		/* why names the rule */
+	} else if (n.seq != s.seq || memcmp(n.leaf_hash, s.leaf_hash, 32) != 0) {
+		snprintf(c->why, c->whylen, "the redaction notice of %s #%" PRIu64 " names another "
+			 "entry", b->dataset, s.seq);
+		rc = MU_E_CORRUPT;
+	} else if ((rc = store_redaction_put(t, b->dataset, s.seq, s.notice, s.notice_len)) == 0 &&
+		   store_state_get(t, ds->local_id, s.key, s.key_len, &sv) == 0) {
+		ds->rows--;
+		rc = store_state_del(t, ds->local_id, s.key, s.key_len);
+	}
+	redact_stub_fini(&s);
+	return rc;
+}
+
 static int commit_fn(struct store_txn *t, void *arg)
 {
 	struct commit_ctx *c = arg;
@@ -330,7 +366,13 @@ static int commit_fn(struct store_txn *t, void *arg)
 			break;
 		struct rec_entry_decoded *d = NULL;
 		merkle_hash leaf;
-		if (rec_entry_decode(b->entries[i], b->entry_lens[i], &d) < 0) {
+		int stub = redact_leaf_hash(b->entries[i], b->entry_lens[i], leaf);
+		if (stub == 1) {
+			if ((rc = ingest_stub(t, &ds, b, i, c)) < 0)
+				goto out;
+			goto append;
+		}
+		if (stub < 0 || rec_entry_decode(b->entries[i], b->entry_lens[i], &d) < 0) {
 			snprintf(c->why, c->whylen, "entry %" PRIu64 " of %s does not decode",
 				 b->from + i, b->dataset);
 			rc = MU_E_DECODE;
@@ -347,10 +389,11 @@ static int commit_fn(struct store_txn *t, void *arg)
 		if (rc == 0 && d->e.op == REC_UPSERT)
 			rc = note_schema(t, &ds, &d->e, c->res);
 		rec_entry_free(&d);
-		if (rc < 0 ||
-		    (rc = store_entry_put(t, ds.local_id, ds.size, b->entries[i], b->entry_lens[i])) < 0)
+		if (rc < 0)
 			goto out;
-		merkle_leaf_hash(b->entries[i], b->entry_lens[i], leaf);
+append:
+		if ((rc = store_entry_put(t, ds.local_id, ds.size, b->entries[i], b->entry_lens[i])) < 0)
+			goto out;
 		if ((rc = merkle_frontier_append(&fr, leaf, store_tree_done, &tree)) < 0)
 			goto out;
 		ds.size++;

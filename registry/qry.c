@@ -1516,9 +1516,11 @@ static int sql_error(struct qry *q, int src, char **err)
 		return q->max_heap > 0 ? fail(err, MU_E_TOOBIG, "query exceeded its memory limit of %"
 					      PRId64 " bytes", q->max_heap) :
 					 fail(err, -ENOMEM, "out of memory");
-	/* Writes to a virtual table without xUpdate fail before the
-	 * authorizer is asked, with this message. */
-	if (src == SQLITE_AUTH || strstr(msg, "may not be modified") != NULL)
+	/* A refused function is SQLITE_ERROR "not authorized to use
+	 * function", and writes to a virtual table without xUpdate fail
+	 * before the authorizer is asked. */
+	if (src == SQLITE_AUTH || strncmp(msg, "not authorized", 14) == 0 ||
+	    strstr(msg, "may not be modified") != NULL)
 		return fail(err, MU_E_DENIED, "not authorized: a query can only read (%s)", msg);
 	if (q->vt_rc != 0)
 		return fail(err, q->vt_rc, "%s", msg);

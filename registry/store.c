@@ -14,13 +14,14 @@
 
 #include "musubi.pb-c.h"
 #include "mu_err.h"
+#include "redact.h"
 #include "store.h"
 
 enum { DB_META, DB_DATASETS, DB_ENTRIES, DB_NODES, DB_HEADS, DB_STATE, DB_SCHEMAS, DB_TRUST,
-       DB_EVIDENCE, DB_COSIGS, DB_COUNT };
+       DB_EVIDENCE, DB_COSIGS, DB_REDACTIONS, DB_COUNT };
 static const char *const db_names[DB_COUNT] = {
 	"meta", "datasets", "entries", "nodes", "heads", "state", "schemas", "trust", "evidence",
-	"cosigs",
+	"cosigs", "redactions",
 };
 
 struct store {
@@ -506,6 +507,55 @@ int store_entry_put(struct store_txn *t, uint32_t lid, uint64_t seq, const void 
 	return db_put(t, DB_ENTRIES, k, sizeof(k), buf, len, MDB_NOOVERWRITE);
 }
 
+int store_entry_replace(struct store_txn *t, uint32_t lid, uint64_t seq, const void *buf,
+			size_t len)
+{
+	uint8_t k[12];
+
+	be32(k, lid);
+	be64(k + 4, seq);
+	return db_put(t, DB_ENTRIES, k, sizeof(k), buf, len, 0);
+}
+
+int store_redaction_put(struct store_txn *t, const char *dataset, uint64_t seq, const void *buf,
+			size_t len)
+{
+	uint8_t k[256 + 9];
+	size_t n = strlen(dataset);
+
+	if (n > 256)
+		return MU_E_USAGE;
+	memcpy(k, dataset, n);
+	k[n] = '\0';
+	be64(k + n + 1, seq);
+	return db_put(t, DB_REDACTIONS, k, n + 9, buf, len, 0);
+}
+
+int store_redaction_iter(struct store_txn *t, const char *dataset,
+			 int (*fn)(void *ctx, uint64_t seq, const uint8_t *buf, size_t len), void *ctx)
+{
+	MDB_cursor *cur;
+	uint8_t k[257];
+	size_t n = strlen(dataset);
+	MDB_val kv = { n + 1, k }, v;
+	int rc, mrc;
+
+	if (n > 256)
+		return MU_E_USAGE;
+	memcpy(k, dataset, n);
+	k[n] = '\0';
+	if ((rc = store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_REDACTIONS], &cur))) < 0)
+		return rc;
+	for (mrc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); mrc == 0 && rc == 0;
+	     mrc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+		if (kv.mv_size != n + 9 || memcmp(kv.mv_data, k, n + 1) != 0)
+			break;
+		rc = fn(ctx, get_be64((const uint8_t *)kv.mv_data + n + 1), v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(cur);
+	return rc < 0 ? rc : 0;
+}
+
 int store_entry_get(struct store_txn *t, uint32_t lid, uint64_t seq, const uint8_t **buf, size_t *len)
 {
 	uint8_t k[12];
@@ -549,8 +599,8 @@ int store_tree_get(void *ctx, unsigned level, uint64_t index, merkle_hash out)
 		size_t len;
 		if ((rc = store_entry_get(tr->t, tr->lid, index, &buf, &len)) < 0)
 			return rc == -ENOENT ? MU_E_CORRUPT : rc;
-		merkle_leaf_hash(buf, len, out);
-		return 0;
+		/* A redacted entry keeps its leaf hash in its stub. */
+		return redact_leaf_hash(buf, len, out) < 0 ? MU_E_CORRUPT : 0;
 	}
 	merkle_hash l, r;
 	if ((rc = store_tree_get(ctx, level - 1, index * 2, l)) < 0 ||

@@ -24,6 +24,8 @@
  *   evidence  dataset found_us(8) -> Evidence (proto): two signed heads of
  *             one dataset that do not extend one another
  *   cosigs    dataset NUL size(8) witness -> SignedCosignature (proto)
+ *   redactions dataset NUL seq(8) -> SignedRedaction (proto); the entry's
+ *             bytes are then a stub (redact.h)
  *
  * Durable by default (no MDB_NOSYNC, no MDB_WRITEMAP). The map starts at
  * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills.
@@ -114,6 +116,15 @@ int store_dataset_names(struct store_txn *t, char ***names, size_t *n);
 /* The log. */
 int store_entry_put(struct store_txn *t, uint32_t lid, uint64_t seq, const void *buf, size_t len);
 int store_entry_get(struct store_txn *t, uint32_t lid, uint64_t seq, const uint8_t **buf, size_t *len);
+/* Overwrite a stored entry: only for a redaction stub (redact.h). */
+int store_entry_replace(struct store_txn *t, uint32_t lid, uint64_t seq, const void *buf,
+			size_t len);
+int store_redaction_put(struct store_txn *t, const char *dataset, uint64_t seq, const void *buf,
+			size_t len);
+/* Call fn for each redaction notice of dataset in seq order; count with a
+ * counting fn. */
+int store_redaction_iter(struct store_txn *t, const char *dataset,
+			 int (*fn)(void *ctx, uint64_t seq, const uint8_t *buf, size_t len), void *ctx);
 
 /* merkle_get_fn / merkle_done_fn over one dataset's tree; ctx is a
  * struct store_tree. */

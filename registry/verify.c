@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "head.h"
+#include "redact.h"
 #include "mu_err.h"
 #include "util.h"
 #include "verify.h"
@@ -159,6 +160,39 @@ static void check_state(struct store_txn *t, struct verify_report *rep,
 			PRIu64, ds->rows, live);
 }
 
+/* A redacted entry: the notice must be the publisher's and name exactly
+ * this leaf; for the fold, a redacted upsert leaves its key without a row. */
+static void check_stub(struct store_txn *t, struct verify_report *rep, const char *name,
+		       uint64_t seq, const uint8_t *buf, size_t len, verify_key_fn keyfn, void *ctx,
+		       struct keyset *fold, uint64_t *live)
+{
+	struct redact_stub s;
+	struct redact_notice n;
+	char why[256];
+	uint8_t digest[16];
+	uint64_t old;
+
+	if (redact_stub_decode(buf, len, &s) < 0) {
+		problem(rep, name, "entry %" PRIu64 " is a malformed redaction stub", seq);
+		return;
+	}
+	rep->redacted++;
+	if (s.seq != seq || strcmp(s.dataset, name) != 0)
+		problem(rep, name, "redacted entry %" PRIu64 " claims to be %s #%" PRIu64, seq,
+			s.dataset, s.seq);
+	if (redact_check(t, s.notice, s.notice_len, keyfn, ctx, &n, why, sizeof(why)) < 0)
+		problem(rep, name, "entry %" PRIu64 " was redacted without a valid notice: %s", seq, why);
+	else if (n.seq != seq || memcmp(n.leaf_hash, s.leaf_hash, 32) != 0 ||
+		 strcmp(n.dataset, name) != 0)
+		problem(rep, name, "the redaction notice of entry %" PRIu64 " names another entry", seq);
+	keyset_digest(s.key, s.key_len, digest);
+	int was_live = keyset_get(fold, digest, &old) && !(old & DELETED_BIT);
+	if (was_live)
+		(*live)--;
+	keyset_put(fold, digest, seq | DELETED_BIT);
+	redact_stub_fini(&s);
+}
+
 static int verify_dataset(struct store_txn *t, const char *name, verify_key_fn keyfn, void *ctx,
 			  struct verify_report *rep)
 {
@@ -204,8 +238,16 @@ static int verify_dataset(struct store_txn *t, const char *name, verify_key_fn k
 		if (rc < 0)
 			goto out;
 		rep->entries++;
-		merkle_leaf_hash(buf, len, leaf);
+		int stub = redact_leaf_hash(buf, len, leaf);
+		if (stub < 0) {
+			problem(rep, name, "entry %" PRIu64 " is a malformed redaction stub", seq);
+			memset(leaf, 0, sizeof(leaf));
+		}
 		merkle_frontier_append(&fr, leaf, check_node, &tc);
+		if (stub == 1) {
+			check_stub(t, rep, name, seq, buf, len, keyfn, ctx, &fold, &live);
+			continue;
+		}
 		if (rec_entry_decode(buf, len, &d) < 0) {
 			problem(rep, name, "entry %" PRIu64 " does not decode", seq);
 			continue;

@@ -40,7 +40,7 @@ struct verify_problem {
 };
 
 struct verify_report {
-	uint64_t datasets, entries, heads;
+	uint64_t datasets, entries, heads, redacted;
 	size_t nproblems;
 	struct verify_problem *problems;
 };

@@ -25,6 +25,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
+int cmd_redact(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 
 /* Warn on stderr when trust list l does not let member publish with the

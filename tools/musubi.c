@@ -20,6 +20,7 @@ static const struct {
 	{ "status", cmd_status, "show the node's datasets, sizes and heads" },
 	{ "verify", cmd_verify, "recompute every root and check every signature" },
 	{ "schema", cmd_schema, "list, show and compare table schemas" },
+	{ "redact", cmd_redact, "remove an entry's payload, keeping every proof" },
 	{ "trust", cmd_trust, "keep the federation's trust list: members, keys, anchors" },
 };
 

@@ -28,6 +28,7 @@ command -v "$SQLITE3" >/dev/null || { echo "bench_publish: no $SQLITE3 on PATH" 
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mu-bench-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+trap 'exit 1' HUP INT PIPE TERM   # run the EXIT trap on these too
 
 # Peak RSS: GNU time's %M (Debian package "time") when installed, else
 # python3's wait4 ru_maxrss, which also counts python's own pages from
@@ -36,7 +37,7 @@ GNUTIME=
 /usr/bin/time --version 2>&1 | grep -q GNU && GNUTIME=1
 
 # measure NAME CMD...: run CMD (output in $WORK/NAME.out) and add a line
-# "seconds peak_rss_kB peak_anon_kB" to $WORK/NAME.m. Peak RSS counts the
+# "seconds peak_rss_kB peak_anon_kB cpu_seconds" to $WORK/NAME.m. Peak RSS counts the
 # pages of LMDB's read-only map that the process touched, which are page
 # cache, so the peak of anonymous memory (heap; sampled from /proc every
 # 20 ms) is kept too. Dirty pages of earlier steps are synced first so that
@@ -76,7 +77,7 @@ _, status, ru = os.wait4(p.pid, 0)
 secs = time.monotonic() - t0
 done.set()
 rss = int(open(rssfile).read().split()[-1]) if sys.argv[2] else ru.ru_maxrss
-open(out, "a").write("%.3f %d %d\n" % (secs, rss, anon[0]))
+open(out, "a").write("%.3f %d %d %.2f\n" % (secs, rss, anon[0], ru.ru_utime + ru.ru_stime))
 sys.exit(os.waitstatus_to_exitcode(status))' "$WORK/$name.m" "$GNUTIME" "$@" >"$WORK/$name.out" 2>&1
 	then
 		echo "bench_publish: $name failed: $*" >&2
@@ -85,16 +86,17 @@ sys.exit(os.waitstatus_to_exitcode(status))' "$WORK/$name.m" "$GNUTIME" "$@" >"$
 	fi
 }
 
-# best NAME: "seconds peak_rss_kB peak_anon_kB" over the repeats: the
-# shortest time, the highest memory.
+# best NAME: a line of NAME.m over the repeats: the shortest times, the
+# highest memory.
 best() {
-	awk 'NR == 1 || $1 < s { s = $1 } $2 > r { r = $2 } $3 > a { a = $3 }
-	     END { print s, r, a }' "$WORK/$1.m"
+	awk 'NR == 1 || $1 < s { s = $1 } NR == 1 || $4 < c { c = $4 } $2 > r { r = $2 }
+	     $3 > a { a = $3 } END { print s, r, a, c }' "$WORK/$1.m"
 }
 rate() { best "$1" | awk -v r="$ROWS" '{ printf "%.0f", ($1 > 0 ? r / $1 : 0) }'; }
 row() {
 	best "$1" | awk -v label="$2" -v r="$ROWS" -v disk="${3:--}" \
-		'{ printf "%-38s %8.2f %10.0f %10.1f %10.1f %8s\n", label, $1, ($1 > 0 ? r / $1 : 0), $2 / 1024, $3 / 1024, disk }'
+		'{ printf "%-38s %8.2f %6.2f %10.0f %9.1f %9.1f %7s\n", label, $1, $4,
+		   ($1 > 0 ? r / $1 : 0), $2 / 1024, $3 / 1024, disk }'
 }
 disk_mb() { du -sk "$1" | awk '{ printf "%.1f", $1 / 1024 }'; }
 
@@ -133,8 +135,8 @@ awk -v r="$ROWS" -v b="$csv_bytes" -v cpus="$(nproc)" 'BEGIN {
 	       r, b / 1048576, (r ? b / r : 0), cpus }'
 echo "best of $REPEAT run(s); load average before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-printf "%-38s %8s %10s %10s %10s %8s\n" "" seconds rows/s "peak RSS" "peak heap" disk
-printf "%-38s %8s %10s %10s %10s %8s\n" "" "" "" MB MB MB
+printf "%-38s %8s %6s %10s %9s %9s %7s\n" "" "wall s" "CPU s" rows/s "peak RSS" "peak heap" disk
+printf "%-38s %8s %6s %10s %9s %9s %7s\n" "" "" "" "" MB MB MB
 row publish "musubi publish, fresh node" "$musubi_disk"
 row sqlite "sqlite3 .import, file database" "$sqlite_disk"
 row baseline "baseline_hashput (SHA-256 + LMDB put)" "$baseline_disk"
@@ -147,9 +149,13 @@ for r in publish again changed; do
 done
 echo
 mu=$(rate publish)
+cpu() { best "$1" | cut -d' ' -f4; }
 awk -v m="$mu" -v s="$(rate sqlite)" -v b="$(rate baseline)" \
+	-v mc="$(cpu publish)" -v sc="$(cpu sqlite)" -v bc="$(cpu baseline)" \
 	-v rss="$(best publish | cut -d' ' -f2)" -v heap="$(best publish | cut -d' ' -f3)" 'BEGIN {
-	printf "musubi rows/s / sqlite3 rows/s:   %6.2f    (aim >= 1.5)\n", (s ? m / s : 0)
-	printf "musubi rows/s / baseline rows/s:  %6.2f    (aim >= 0.6)\n", (b ? m / b : 0)
+	printf "musubi rows/s / sqlite3 rows/s:   %6.2f    (aim >= 1.5; by CPU time %.2f)\n",
+	       (s ? m / s : 0), (mc ? sc / mc : 0)
+	printf "musubi rows/s / baseline rows/s:  %6.2f    (aim >= 0.6; by CPU time %.2f)\n",
+	       (b ? m / b : 0), (mc ? bc / mc : 0)
 	printf "musubi publish peak memory:       %6.1f MB (aim < 100 MB); heap alone %.1f MB\n",
 	       rss / 1024, heap / 1024 }'

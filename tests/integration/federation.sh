@@ -30,10 +30,22 @@ head -n 301 "$DATA/evacuation_sites/011002_sapporo_gsi.csv" >"$WORK/sapporo_300.
 	"$WORK/sapporo_300.csv" >/dev/null
 fed_wait_rows $C 011002/evacuation_sites 300 30
 
+# Redaction: A removes a row's payload; every node honours the signed
+# notice, and every log still verifies.
+expect_status 0 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_sites --seq 5 \
+	--reason "personal data published by mistake"
+[ "$(fed_rows $A 011002/evacuation_sites)" = 299 ] || fail "the redacted row should leave A's state"
+fed_wait_rows $C 011002/evacuation_sites 299 30
+expect_status 1 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_sites --seq 5 --reason again
+expect_in "$WORK/err" "already redacted"
+for id in $A $B $C; do
+	expect_status 0 "$MUSUBI" verify --dir "$(fed_dir "$id")"
+done
+
 # The publisher goes offline: a new member joining at C's side still gets A's data.
 fed_stop $A
 fed_start $D $C
-fed_wait_rows $D 011002/evacuation_sites 300 30
+fed_wait_rows $D 011002/evacuation_sites 299 30
 expect_status 0 "$MUSUBI" verify --dir "$(fed_dir $D)"
 
 # Status over the wire names peers and datasets.

@@ -657,8 +657,8 @@ static void test_matches_sqlite(void)
 		{ "SELECT 名称 FROM designated_shelters WHERE 名称 > 'や' ORDER BY 名称", 1, 1 },
 		/* publisher equality, IN */
 		{ "SELECT COUNT(*), MIN(\"共通ID\") FROM evacuation_sites WHERE _publisher = '012041'", 0, 1 },
-		{ "SELECT \"共通ID\" FROM evacuation_sites WHERE _publisher IN ('012025', '012050') AND 高潮 = 1",
-		  0, 1 },
+		{ "SELECT \"共通ID\" FROM evacuation_sites WHERE _publisher IN ('012025', '012050') AND 津波 = 1",
+		  0, 10 },
 		/* primary-key lookups and ranges: text, integer, as text */
 		{ "SELECT * FROM evacuation_sites WHERE \"共通ID\" = 'E0120200001201'", 0, 1 },
 		{ "SELECT 住所, 緯度 FROM evacuation_sites WHERE \"共通ID\" IN ('E0120200001201', 'E0120410002001', 'nope')",
@@ -667,7 +667,7 @@ static void test_matches_sqlite(void)
 		{ "SELECT \"共通ID\" FROM evacuation_sites WHERE \"共通ID\" > 'E0120500001' ORDER BY 1", 1, 10 },
 		{ "SELECT 名称, 住所 FROM aed WHERE NO = '0000000007'", 0, 1 },
 		{ "SELECT 名称 FROM aed WHERE NO >= '0000000010' AND NO < '0000000020'", 0, 10 },
-		{ "SELECT NO, 名称, \"施設・場所名\" FROM designated_shelters WHERE NO = 3", 0, 4 },
+		{ "SELECT NO, 名称, \"施設・場所名\" FROM designated_shelters WHERE NO = 3", 0, 2 },
 		{ "SELECT NO, 名称 FROM designated_shelters WHERE NO = '3' AND _publisher = '222127'", 0, 1 },
 		{ "SELECT NO FROM designated_shelters WHERE NO = 3.5 OR NO = NULL", 0, 0 },
 		/* two versions of one schema: 備考 NULL where v1 lacks it */
@@ -984,7 +984,6 @@ static void test_refusals(void)
 	REQUIRE(ready == 1);
 	REQUIRE(qry_open(all, &o, &q) == 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		fprintf(stderr, "refusing: %s\n", bad[i].sql);
 		CHECK_RC(qry_exec(q, bad[i].sql, NULL, NULL, &err), bad[i].rc);
 		if (err == NULL || strstr(err, bad[i].msg) == NULL)
 			fprintf(stderr, "%s: message \"%s\" lacks \"%s\"\n", bad[i].sql, err ? err : "", bad[i].msg);
