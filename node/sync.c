@@ -595,7 +595,7 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 			       why, sizeof(why));
 	if (rc == MU_E_FORK) {
 		n->stats.forks++;
-		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+		snprintf(p->last_error, sizeof(p->last_error), "%.255s", why);
 		log_err("EVIDENCE: %s", why);
 		return;
 	}
