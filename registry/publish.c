@@ -12,6 +12,7 @@
 
 #include "musubi_config.h"
 #include "head.h"
+#include "mapping.h"
 #include "mu_err.h"
 #include "publish.h"
 #include "rec.h"
@@ -27,6 +28,10 @@ struct publish {
 	const struct publish_opts *o;
 	struct publish_result *res;
 	struct schema *schema;
+	struct mapping *mapping;    /* NULL without --mapping */
+	struct mapping_run *mrun;
+	struct keyset *refs;        /* per foreign key: digests of the referenced keys */
+	char **ref_names;           /* per foreign key: the datasets searched, for messages */
 	char member[64];
 	char schema_ref[160];       /* "id@version" */
 	const char *source_name;
@@ -37,6 +42,7 @@ struct publish {
 	FILE *spool;
 	/* pass 2 */
 	long batch_start;           /* spool offset where the next batch starts */
+	uint64_t old_rows;          /* live rows before this publish */
 	int spool_done;             /* every spooled row is committed */
 	uint64_t trust_version;
 	/* per-batch counters, added to res after a commit */
@@ -100,9 +106,9 @@ static int spool_open(struct publish *p)
 static int spool_write(struct publish *p, const void *key, uint32_t klen, const void *row,
 		       uint32_t rlen, uint64_t line)
 {
-	if (fwrite(&klen, 4, 1, p->spool) != 1 || fwrite(key, 1, klen, p->spool) != klen ||
-	    fwrite(&rlen, 4, 1, p->spool) != 1 || fwrite(row, 1, rlen, p->spool) != rlen ||
-	    fwrite(&line, 8, 1, p->spool) != 1)
+	if (fwrite_unlocked(&klen, 4, 1, p->spool) != 1 || fwrite_unlocked(key, 1, klen, p->spool) != klen ||
+	    fwrite_unlocked(&rlen, 4, 1, p->spool) != 1 || fwrite_unlocked(row, 1, rlen, p->spool) != rlen ||
+	    fwrite_unlocked(&line, 8, 1, p->spool) != 1)
 		return -errno ? -errno : -EIO;
 	return 0;
 }
@@ -113,22 +119,52 @@ static int spool_read(struct publish *p, uint64_t *line)
 	uint32_t klen, rlen;
 	int rc;
 
-	if (fread(&klen, 4, 1, p->spool) != 1)
+	if (fread_unlocked(&klen, 4, 1, p->spool) != 1)
 		return feof(p->spool) ? 0 : -EIO;
 	p->key.len = 0;
 	if ((rc = rec_buf_reserve(&p->key, klen + 1)) < 0)
 		return rc;
-	if (fread(p->key.data, 1, klen, p->spool) != klen || fread(&rlen, 4, 1, p->spool) != 1)
+	if (fread_unlocked(p->key.data, 1, klen, p->spool) != klen || fread_unlocked(&rlen, 4, 1, p->spool) != 1)
 		return MU_E_CORRUPT;
 	p->key.data[klen] = '\0';
 	p->key.len = klen;
 	p->row.len = 0;
 	if ((rc = rec_buf_reserve(&p->row, rlen)) < 0)
 		return rc;
-	if (fread(p->row.data, 1, rlen, p->spool) != rlen || fread(line, 8, 1, p->spool) != 1)
+	if (fread_unlocked(p->row.data, 1, rlen, p->spool) != rlen || fread_unlocked(line, 8, 1, p->spool) != 1)
 		return MU_E_CORRUPT;
 	p->row.len = rlen;
 	return 1;
+}
+
+/* The 1-based input column that record column c came from. */
+static unsigned src_col(const struct publish *p, size_t c)
+{
+	return p->mrun != NULL ? mapping_source_column(p->mrun, c) : (unsigned)c + 1;
+}
+
+/* The next record, through the mapping when there is one: 1 a record
+ * (the header first), 0 end of input, 2 a record the mapping refused
+ * (reported), or a read error. */
+static int next_record(struct publish *p, struct csv_reader *csv, struct csv_record *rec)
+{
+	struct csv_record in;
+	struct mapping_error me;
+	int rc;
+
+	if (p->mrun == NULL)
+		return csv_next(csv, rec);
+	while ((rc = csv_next(csv, &in)) == 1) {
+		if ((rc = mapping_apply(p->mrun, &in, rec, &me)) == MAPPING_SKIP)
+			continue;
+		if (rc >= 0)
+			return 1;
+		if (rc == -ENOMEM)
+			return rc;
+		add_error(p, in.line, me.column, "%s", me.message);
+		return 2;
+	}
+	return rc;
 }
 
 /* Map each CSV column to a schema field (or -1 to drop it). */
@@ -150,14 +186,14 @@ static int map_header(struct publish *p, const struct csv_record *hdr, long **co
 		map[c] = idx;
 		if (idx < 0) {
 			if (!p->o->ignore_extra_columns) {
-				add_error(p, hdr->line, (unsigned)c + 1,
+				add_error(p, hdr->line, src_col(p, c),
 					  "column \"%s\" is not a field of schema %s (rename it, "
 					  "or pass --ignore-extra-columns to drop it)",
 					  f->ptr, p->schema_ref);
 				bad = 1;
 			}
 		} else if (present[idx]) {
-			add_error(p, hdr->line, (unsigned)c + 1,
+			add_error(p, hdr->line, src_col(p, c),
 				  "column \"%s\" appears twice (field \"%s\")", f->ptr,
 				  s->fields[idx].name);
 			bad = 1;
@@ -168,14 +204,186 @@ static int map_header(struct publish *p, const struct csv_record *hdr, long **co
 	}
 	for (size_t i = 0; i < s->nfields; i++)
 		if (!present[i] && s->fields[i].required) {
-			add_error(p, hdr->line, 0,
-				  "the header has no column for required field \"%s\" of schema %s",
-				  s->fields[i].name, p->schema_ref);
+			if (p->mapping != NULL)
+				add_error(p, hdr->line, 0, "the header has no column for required field "
+					  "\"%s\" of schema %s, and mapping %s makes none: add the "
+					  "column to the file, or extend the mapping", s->fields[i].name,
+					  p->schema_ref, mapping_name(p->mapping));
+			else
+				add_error(p, hdr->line, 0, "the header has no column for required "
+					  "field \"%s\" of schema %s", s->fields[i].name, p->schema_ref);
 			bad = 1;
 		}
 	free(present);
 	*colmap = map;
 	return bad ? MU_E_SCHEMA : 0;
+}
+
+/* ---- foreign keys ---- */
+
+/* The canonical text of values[idx[0..n)] joined by U+001F into b; 0 when
+ * one of them is NULL (such a key refers to nothing and is not checked). */
+static int key_text(const struct mu_value *values, size_t nvalues, const size_t *idx, size_t n,
+		    struct rec_buf *b)
+{
+	b->len = 0;
+	for (size_t k = 0; k < n; k++) {
+		if (idx[k] >= nvalues || values[idx[k]].kind == MU_VAL_NULL)
+			return 0;
+		size_t need = schema_format(&values[idx[k]], NULL, 0);
+		if (rec_buf_reserve(b, need + 2) < 0)
+			return -ENOMEM;
+		if (k > 0)
+			b->data[b->len++] = 0x1f;
+		schema_format(&values[idx[k]], (char *)b->data + b->len, need + 1);
+		b->len += need;
+	}
+	return 1;
+}
+
+/* Add the keys of one referenced dataset's current rows to set. */
+static int load_ref_dataset(struct publish *p, struct store_txn *t, const char *name,
+			    const struct schema_fkey *fk, struct keyset *set)
+{
+	struct store_dataset ds;
+	struct store_iter it = { 0 };
+	struct schema *rs = NULL;
+	const uint8_t *k, *buf;
+	size_t klen, len, idx[16];
+	struct store_state_val sv;
+	char ref[160];
+	int rc;
+
+	if ((rc = store_dataset_get(t, name, &ds)) < 0)
+		return rc;
+	snprintf(ref, sizeof(ref), "%s@%u", ds.schema_id, ds.schema_version);
+	if ((rc = store_schema_get(t, ref, &buf, &len)) < 0 ||
+	    (rc = schema_parse((const char *)buf, len, &rs, NULL)) < 0) {
+		add_error(p, 0, 0, "foreign key into %s: this node does not hold its schema %s", name, ref);
+		rc = MU_E_SCHEMA;
+		goto out;
+	}
+	for (size_t j = 0; j < fk->nfields; j++) {
+		long f = schema_field_index(rs, fk->ref_fields[j], strlen(fk->ref_fields[j]));
+		if (f < 0) {
+			add_error(p, 0, 0, "foreign key into %s: its schema %s has no field \"%s\"",
+				  name, ref, fk->ref_fields[j]);
+			rc = MU_E_SCHEMA;
+			goto out;
+		}
+		idx[j] = (size_t)f;
+	}
+	if ((rc = store_state_iter_begin(t, ds.local_id, &it)) < 0)
+		goto out;
+	while ((rc = store_state_iter_next(&it, &k, &klen, &sv)) == 1) {
+		struct rec_entry_decoded *d = NULL;
+		struct rec_row *row = NULL;
+		uint8_t digest[16];
+		if ((rc = store_entry_get(t, ds.local_id, sv.seq, &buf, &len)) < 0 ||
+		    (rc = rec_entry_decode(buf, len, &d)) < 0 ||
+		    (rc = rec_row_decode(d->e.row, d->e.row_len, &row)) < 0 ||
+		    (rc = key_text(row->values, row->n, idx, fk->nfields, &p->entry)) < 0) {
+			rec_row_free(&row);
+			rec_entry_free(&d);
+			break;
+		}
+		if (rc == 1) {
+			keyset_digest(p->entry.data, p->entry.len, digest);
+			rc = keyset_put(set, digest, 0);
+		}
+		rec_row_free(&row);
+		rec_entry_free(&d);
+		if (rc < 0)
+			break;
+	}
+out:
+	store_iter_end(&it);
+	store_dataset_fini(&ds);
+	schema_destroy(&rs);
+	return rc < 0 ? rc : 0;
+}
+
+/* Load the referenced keys of every foreign key: the datasets named by
+ * the reference ("name": every publisher's; "<member>/<name>": that one). */
+static int load_refs(struct publish *p)
+{
+	const struct schema *s = p->schema;
+	struct store_txn t;
+	char **names = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (s->nfkeys == 0)
+		return 0;
+	if ((p->refs = calloc(s->nfkeys, sizeof(*p->refs))) == NULL ||
+	    (p->ref_names = calloc(s->nfkeys, sizeof(char *))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nfkeys; i++)
+		keyset_init(&p->refs[i]);
+	if ((rc = store_read_begin(p->st, &t)) < 0)
+		return rc;
+	if ((rc = store_dataset_names(&t, &names, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < s->nfkeys && rc == 0; i++) {
+		const struct schema_fkey *fk = &s->fkeys[i];
+		int bare = strchr(fk->resource, '/') == NULL, found = 0;
+		for (size_t j = 0; j < n && rc == 0; j++) {
+			const char *slash = strchr(names[j], '/');
+			if (strcmp(bare ? (slash ? slash + 1 : "") : names[j], fk->resource) != 0)
+				continue;
+			found = 1;
+			rc = load_ref_dataset(p, &t, names[j], fk, &p->refs[i]);
+		}
+		if (rc == 0 && asprintf(&p->ref_names[i], "%s%s", bare ? "any publisher's " : "",
+					fk->resource) < 0) {
+			p->ref_names[i] = NULL;
+			rc = -ENOMEM;
+		}
+		if (rc == 0 && !found) {
+			add_error(p, 0, 0, "schema %s refers to dataset %s (foreign key on \"%s\"), "
+				  "which this node does not hold: publish or replicate it first",
+				  p->schema_ref, fk->resource, s->fields[fk->fields[0]].name);
+			rc = MU_E_SCHEMA;
+		}
+	}
+out:
+	for (size_t j = 0; j < n; j++)
+		free(names[j]);
+	free(names);
+	store_read_end(&t);
+	return rc;
+}
+
+/* One error for each foreign key of the row that finds no referenced key. */
+static int check_refs(struct publish *p, const struct mu_value *vals, const long *colmap,
+		      size_t ncols, uint64_t line)
+{
+	const struct schema *s = p->schema;
+	int rc;
+
+	for (size_t i = 0; i < s->nfkeys; i++) {
+		const struct schema_fkey *fk = &s->fkeys[i];
+		uint8_t digest[16];
+		size_t c = 0;
+		if ((rc = key_text(vals, s->nfields, fk->fields, fk->nfields, &p->entry)) <= 0) {
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		keyset_digest(p->entry.data, p->entry.len, digest);
+		if (keyset_has(&p->refs[i], digest))
+			continue;
+		while (c < ncols && colmap[c] != (long)fk->fields[0])
+			c++;
+		for (size_t b = 0; b < p->entry.len; b++)
+			if (p->entry.data[b] == 0x1f)
+				p->entry.data[b] = ',';
+		add_error(p, line, c < ncols ? src_col(p, c) : 0, "field%s \"%s\"%s: value \"%.*s\": "
+			  "no such key in %s", fk->nfields > 1 ? "s" : "", s->fields[fk->fields[0]].name,
+			  fk->nfields > 1 ? ", ..." : "", (int)p->entry.len, (const char *)p->entry.data,
+			  p->ref_names[i]);
+	}
+	return 0;
 }
 
 /* Pass 1: validate and spool. */
@@ -210,11 +418,13 @@ static int pass_validate(struct publish *p)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = csv_next(csv, &rec)) <= 0) {
+	if ((rc = next_record(p, csv, &rec)) != 1) {
 		if (rc == 0) {
 			add_error(p, 0, 0, "%s is empty: a header line is expected", p->o->path);
 			rc = MU_E_CSV;
-		} else {
+		} else if (rc == 2) {
+			rc = MU_E_SCHEMA;   /* the mapping refused the header */
+		} else if (rc != -ENOMEM) {
 			add_error(p, 0, 0, "%s", csv_error(csv));
 		}
 		goto out;
@@ -224,11 +434,13 @@ static int pass_validate(struct publish *p)
 		if (rc == -ENOMEM)
 			goto out;
 	}
-	while ((rc = csv_next(csv, &rec)) == 1) {
+	while ((rc = next_record(p, csv, &rec)) == 1 || rc == 2) {
 		int row_bad = 0;
 
 		p->res->rows++;
 		progress_update(&p->bar, csv_bytes_read(csv));
+		if (rc == 2)
+			continue;   /* the mapping refused it: reported */
 		if (rec.nfields != ncols) {
 			add_error(p, rec.line, 0, "line has %zu fields, the header has %zu",
 				  rec.nfields, ncols);
@@ -243,7 +455,7 @@ static int pass_validate(struct publish *p)
 			const struct csv_field *cell = &rec.fields[c];
 			if (schema_convert(&s->fields[fi], cell->ptr, cell->len, &vals[fi], why,
 					   sizeof(why)) < 0) {
-				add_error(p, rec.line, (unsigned)c + 1, "field \"%s\": %s",
+				add_error(p, rec.line, src_col(p, c), "field \"%s\": %s",
 					  s->fields[fi].name, why);
 				row_bad = 1;
 			}
@@ -289,6 +501,8 @@ static int pass_validate(struct publish *p)
 					  "field \"%s\" must be unique; the value is also on line %llu",
 					  s->fields[i].name, (unsigned long long)first);
 		}
+		if ((rc = check_refs(p, vals, colmap, ncols, rec.line)) < 0)
+			goto out;
 		if (p->res->nerrors > 0)
 			continue;   /* keep validating, stop spooling */
 		if ((rc = rec_row_encode(vals, s->nfields, &p->row)) < 0 ||
@@ -356,12 +570,14 @@ static int append_entry(struct publish *p, struct store_txn *t, struct store_dat
 		.row_len = op == REC_UPSERT ? p->row.len : 0,
 		.time_us = p->now_us,
 		.prov = { .has_source = 1, .source_name = p->source_name, .tool = TOOL_NAME,
-			  .source_line = line },
+			  .source_line = line, .has_mapping = p->mapping != NULL },
 	};
 	merkle_hash leaf;
 	int rc;
 
 	memcpy(e.prov.source_sha256, p->source_sha256, 32);
+	if (p->mapping != NULL)
+		memcpy(e.prov.mapping_sha256, mapping_digest(p->mapping), 32);
 	if ((rc = rec_entry_encode(&e, &p->entry)) < 0 ||
 	    (rc = store_entry_put(t, ds->local_id, ds->size, p->entry.data, p->entry.len)) < 0)
 		return rc;
@@ -370,6 +586,32 @@ static int append_entry(struct publish *p, struct store_txn *t, struct store_dat
 		return rc;
 	ds->size++;
 	return 0;
+}
+
+/* Keep the first few keys of each kind a dry run finds (p->key). */
+static void note_sample(struct publish *p, char op)
+{
+	struct publish_result *res = p->res;
+	size_t have = 0;
+	char *k;
+
+	for (size_t i = 0; i < res->nsamples; i++)
+		have += res->samples[i].op == op;
+	if (have >= PUBLISH_SAMPLES || res->nsamples >= sizeof(res->samples) / sizeof(res->samples[0]))
+		return;
+	if ((k = malloc(2 * p->key.len + 1)) == NULL)
+		return;
+	size_t o = 0;
+	for (size_t i = 0; i < p->key.len; i++) {
+		if (p->key.data[i] == 0x1f) {
+			k[o++] = ',';
+			k[o++] = ' ';
+		} else {
+			k[o++] = (char)p->key.data[i];
+		}
+	}
+	k[o] = '\0';
+	res->samples[res->nsamples++] = (struct publish_sample){ op, k };
 }
 
 /* The deletes: every key of the state that the file no longer has. */
@@ -418,6 +660,7 @@ static int apply_deletes(struct publish *p, struct store_txn *t, struct store_da
 		p->key.data[p->key.len] = '\0';
 		if (p->o->dry_run) {
 			p->b_deleted++;
+			note_sample(p, 'd');
 			continue;
 		}
 		if ((rc = store_iter_del(&it)) < 0 ||
@@ -452,6 +695,8 @@ static int batch_fn(struct store_txn *t, void *ctx)
 		goto out;
 	tree.lid = ds.local_id;
 	start_size = ds.size;
+	if (p->batch_start == 0)
+		p->old_rows = ds.rows;
 	if (ds.local_id != 0 && (rc = merkle_frontier_load(&fr, ds.size, store_tree_get, &tree)) < 0)
 		goto out;
 	if (ds.local_id == 0)
@@ -469,14 +714,21 @@ static int batch_fn(struct store_txn *t, void *ctx)
 		if ((rc = spool_read(p, &line)) < 0)
 			goto out;
 		if (rc == 0) {
-			if ((rc = apply_deletes(p, t, &ds, &fr)) < 0)
+			/* Every old row seen again (changed or not): nothing to
+			 * delete, and no need to walk the whole state. */
+			uint64_t seen = p->res->changed + p->res->unchanged + p->b_changed +
+					p->b_unchanged;
+			if (seen != p->old_rows && (rc = apply_deletes(p, t, &ds, &fr)) < 0)
 				goto out;
 			p->b_finished = 1;
 			break;
 		}
 		merkle_leaf_hash(p->row.data, p->row.len, nv.row_sha256);  /* content id */
-		rc = ds.local_id ? store_state_get(t, ds.local_id, (const char *)p->key.data,
-						   p->key.len, &sv) : -ENOENT;
+		/* Keys are unique within the file, so over an empty state every
+		 * lookup would miss. */
+		rc = ds.local_id && p->old_rows > 0 ?
+		     store_state_get(t, ds.local_id, (const char *)p->key.data, p->key.len, &sv) :
+		     -ENOENT;
 		if (rc == 0 && memcmp(sv.row_sha256, nv.row_sha256, 32) == 0) {
 			p->b_unchanged++;
 			continue;
@@ -487,8 +739,10 @@ static int batch_fn(struct store_txn *t, void *ctx)
 			p->b_changed++;
 		else
 			p->b_added++;
-		if (p->o->dry_run)
+		if (p->o->dry_run) {
+			note_sample(p, rc == 0 ? 'c' : 'a');
 			continue;
+		}
 		nv.seq = ds.size;
 		if ((rc = append_entry(p, t, &ds, &fr, REC_UPSERT, (const char *)p->key.data,
 				       p->key.len, line)) < 0 ||
@@ -632,10 +886,28 @@ static int check_own_standing(struct publish *p)
 	return 0;
 }
 
+/* The licence into the dataset's catalog record, when it changes. */
+static int license_fn(struct store_txn *t, void *ctx)
+{
+	struct publish *p = ctx;
+	struct store_dataset ds;
+	int rc = store_dataset_get(t, p->res->dataset, &ds);
+
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc;   /* nothing was published */
+	if (ds.license == NULL || strcmp(ds.license, p->o->license) != 0) {
+		free(ds.license);
+		rc = (ds.license = strdup(p->o->license)) != NULL ? store_dataset_put(t, &ds) : -ENOMEM;
+	}
+	store_dataset_fini(&ds);
+	return rc;
+}
+
 int publish_csv(struct store *st, const struct sig_key *key, const struct publish_opts *o,
 		struct publish_result *res)
 {
 	struct publish p = { .st = st, .signer = key, .o = o, .res = res };
+	const char *schema_spec;
 	char *why = NULL;
 	int rc;
 
@@ -655,16 +927,37 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 	snprintf(res->dataset, sizeof(res->dataset), "%s/%s", p.member, o->dataset);
 	if (!o->dry_run && (rc = check_own_standing(&p)) < 0)
 		goto out;
-	if ((rc = schema_resolve(o->schema_spec, &p.schema, &why)) < 0) {
+	if (o->mapping_spec != NULL) {
+		if ((rc = mapping_resolve(o->mapping_spec, &p.mapping, &why)) < 0) {
+			add_error(&p, 0, 0, "mapping %s: %s", o->mapping_spec, why ? why : mu_strerror(rc));
+			if (rc != -ENOMEM)
+				rc = MU_E_SCHEMA;
+			goto out;
+		}
+		if ((rc = mapping_run_new(p.mapping, &p.mrun)) < 0)
+			goto out;
+		res->has_mapping = 1;
+		memcpy(res->mapping_sha256, mapping_digest(p.mapping), 32);
+		free(why);
+		why = NULL;
+	}
+	schema_spec = o->schema_spec ? o->schema_spec : p.mapping ? mapping_schema(p.mapping) : NULL;
+	if (schema_spec == NULL) {
+		add_error(&p, 0, 0, "no schema: name one with --schema%s",
+			  p.mapping ? " (the mapping names none)" : "");
+		rc = MU_E_USAGE;
+		goto out;
+	}
+	if ((rc = schema_resolve(schema_spec, &p.schema, &why)) < 0) {
 		add_error(&p, 0, 0, "schema %s: %s (musubi schema list shows the built-in ones)",
-			  o->schema_spec, why ? why : mu_strerror(rc));
+			  schema_spec, why ? why : mu_strerror(rc));
 		if (rc != -ENOMEM)
 			rc = MU_E_SCHEMA;
 		goto out;
 	}
 	if (p.schema->npk == 0) {
 		add_error(&p, 0, 0, "schema %s has no primaryKey: musubi needs one to tell rows apart",
-			  o->schema_spec);
+			  schema_spec);
 		rc = MU_E_SCHEMA;
 		goto out;
 	}
@@ -674,8 +967,8 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = check_schema_binding(&p)) < 0 || (rc = spool_open(&p)) < 0 ||
-	    (rc = pass_validate(&p)) < 0)
+	if ((rc = check_schema_binding(&p)) < 0 || (rc = load_refs(&p)) < 0 ||
+	    (rc = spool_open(&p)) < 0 || (rc = pass_validate(&p)) < 0)
 		goto out;
 
 	progress_init(&p.bar, "writing", res->rows);
@@ -704,12 +997,21 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 			break;
 	}
 	progress_done(&p.bar);
-	rc = 0;
+	rc = o->license != NULL && !o->dry_run ? store_write(st, license_fn, &p) : 0;
 out:
 	if (rc < 0 && res->nerrors == 0)
 		add_error(&p, 0, 0, "%s", mu_strerror(rc));
 	if (p.spool != NULL)
 		fclose(p.spool);
+	for (size_t i = 0; p.refs != NULL && i < p.schema->nfkeys; i++) {
+		keyset_fini(&p.refs[i]);
+		if (p.ref_names != NULL)
+			free(p.ref_names[i]);
+	}
+	free(p.refs);
+	free(p.ref_names);
+	mapping_run_destroy(&p.mrun);
+	mapping_destroy(&p.mapping);
 	if (p.uniques != NULL)
 		for (size_t i = 0; i < p.schema->nfields; i++)
 			keyset_fini(&p.uniques[i]);
@@ -725,6 +1027,9 @@ out:
 
 void publish_result_fini(struct publish_result *res)
 {
+	for (size_t i = 0; i < res->nsamples; i++)
+		free(res->samples[i].key);
+	res->nsamples = 0;
 	for (size_t i = 0; i < res->nkept; i++)
 		free(res->errors[i].message);
 	free(res->errors);

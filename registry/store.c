@@ -10,9 +10,9 @@
 
 #include <pthread.h>
 
-#include <openssl/sha.h>
 
 #include "musubi.pb-c.h"
+#include "merkle.h"
 #include "mu_err.h"
 #include "redact.h"
 #include "store.h"
@@ -699,7 +699,7 @@ static size_t state_key(uint8_t *k, uint32_t lid, const char *key, size_t key_le
 		return 4 + key_len;
 	}
 	k[4] = 0xFF;
-	SHA256((const unsigned char *)key, key_len, k + 5);
+	merkle_sha256(key, key_len, k + 5);
 	return 5 + 32;
 }
 

@@ -5,8 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
 
+#include "merkle.h"
 #include "util.h"
 
 #define KS_SLOT 24
@@ -125,7 +125,7 @@ void keyset_digest(const void *key, size_t len, uint8_t digest[16])
 {
 	uint8_t full[32];
 
-	SHA256(key, len, full);
+	merkle_sha256(key, len, full);
 	memcpy(digest, full, 16);
 }
 

@@ -29,7 +29,7 @@ int cmd_keygen(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *out = NULL;
+	char *out = NULL;
 	char path[4096];
 	int c, rc;
 
@@ -44,6 +44,17 @@ int cmd_keygen(int argc, char **argv)
 	if (out == NULL || optind != argc) {
 		cli_error("keygen", "--out DIR is required");
 		return EXIT_USAGE;
+	}
+	/* Parents first, as mkdir -p would (the key directory itself is
+	 * made 0700 by sig_keygen_dir). */
+	for (char *p = strchr(out + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+			cli_error("keygen", "cannot create %s: %s", out, strerror(errno));
+			*p = '/';
+			return EXIT_FAILURE_;
+		}
+		*p = '/';
 	}
 	if ((rc = sig_keygen_dir(out)) < 0) {
 		if (rc == MU_E_EXISTS)
