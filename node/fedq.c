@@ -1244,6 +1244,35 @@ struct worker {
 	void *sock;
 };
 
+/* The heads a manifest names, as [{table, publisher, head_size}]: from its
+ * "heads" (dataset "<member>/<name>", head_size) as musubi query writes it. */
+static json_t *pins_from_manifest(const char *text)
+{
+	json_t *m = json_loads(text, 0, NULL), *out = NULL, *h;
+	json_t *heads = m ? json_object_get(m, "heads") : NULL;
+	size_t i;
+
+	if (!json_is_array(heads))
+		goto out;
+	out = json_array();
+	json_array_foreach(heads, i, h) {
+		const char *ds = json_string_value(json_object_get(h, "dataset"));
+		const char *slash = ds ? strchr(ds, '/') : NULL;
+		json_int_t size = json_integer_value(json_object_get(h, "head_size"));
+		if (slash == NULL || size <= 0) {
+			json_decref(out);
+			out = NULL;
+			goto out;
+		}
+		json_array_append_new(out, json_pack("{s:s,s:s%,s:I}", "table", slash + 1,
+						     "publisher", ds, (size_t)(slash - ds),
+						     "head_size", size));
+	}
+out:
+	json_decref(m);
+	return out;
+}
+
 static void worker_answer(struct worker *w, void *sock, zmq_msg_t *rid, const char *user,
 			  const uint8_t *env_buf, size_t env_len)
 {
@@ -1269,17 +1298,10 @@ static void worker_answer(struct worker *w, void *sock, zmq_msg_t *rid, const ch
 	fq.deadline_us = mu_now_us() + (int64_t)fq.timeout_ms * 1000;
 	fq.manifest = json_array();
 	fq.failures = json_array();
-	if (q->as_of && q->as_of[0]) {
-		json_t *m = json_loads(q->as_of, 0, NULL);
-		json_t *entries = m ? json_object_get(m, "sources") : NULL;
-		if (!json_is_array(entries)) {
-			json_decref(m);
-			wire_send_error(sock, NULL, 0, env->request_id, MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
-					"--as-of needs a manifest written by musubi query --manifest");
-			goto out;
-		}
-		fq.asof = json_incref(entries);
-		json_decref(m);
+	if (q->as_of && q->as_of[0] && (fq.asof = pins_from_manifest(q->as_of)) == NULL) {
+		wire_send_error(sock, NULL, 0, env->request_id, MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
+				"--as-of needs a manifest written by musubi query --manifest");
+		goto out;
 	}
 	rc = run_query(&fq, q, &res, &rowbufs, why, sizeof(why));
 	if (rc == 0 && q->require_all && fq.partial) {

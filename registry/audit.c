@@ -20,6 +20,8 @@
 #include "head.h"
 #include "musubi.pb-c.h"
 #include "mu_err.h"
+#include "redact.h"
+#include "util.h"
 #include "rec.h"
 #include "trust.h"
 
@@ -289,6 +291,8 @@ struct ctx {
 	int nomem;
 };
 
+static void vproblem(struct ctx *c, enum audit_kind k, int source, uint64_t size, const char *fmt,
+		     va_list ap) __attribute__((format(printf, 5, 0)));
 static void vproblem(struct ctx *c, enum audit_kind k, int source, uint64_t size, const char *fmt,
 		     va_list ap)
 {
@@ -616,6 +620,42 @@ static void entry_problem(struct ctx *c, int s, uint64_t seq, const char *fmt, .
 
 /* Decode every entry of every source, and the root of its first SIZE
  * entries for every head size. */
+/* A redacted entry: its leaf hash stays (so roots still verify); say what
+ * was redacted, when, by whom and why, and check the stub is in place. */
+static void redacted(struct ctx *c, int s, uint64_t seq, const struct audit_blob *b)
+{
+	struct redact_stub st;
+	Musubi__SignedRedaction *sr;
+	Musubi__RedactionNotice *n = NULL;
+
+	if (redact_stub_decode(b->data, b->len, &st) < 0) {
+		entry_problem(c, s, seq, "%s: entry %" PRIu64 " is a malformed redaction stub",
+			      sname(c, s), seq);
+		return;
+	}
+	if (st.seq != seq || strcmp(st.dataset, c->p->dataset) != 0)
+		entry_problem(c, s, seq, "%s: redacted entry %" PRIu64 " claims another place",
+			      sname(c, s), seq);
+	sr = musubi__signed_redaction__unpack(NULL, st.notice_len, st.notice);
+	if (sr != NULL)
+		n = musubi__redaction_notice__unpack(NULL, sr->notice.len, sr->notice.data);
+	if (n == NULL || n->seq != seq || n->leaf_hash.len != 32 ||
+	    memcmp(n->leaf_hash.data, st.leaf_hash, 32) != 0) {
+		entry_problem(c, s, seq, "%s: entry %" PRIu64 " was redacted without a notice that "
+			      "names it", sname(c, s), seq);
+	} else if (s == 0) {
+		char when[32];
+		mu_format_time(n->time_us, when, sizeof(when));
+		note(c, "entry %" PRIu64 " was redacted by %.64s at %s: %.200s (its leaf hash stays "
+		     "in every root)", seq, n->publisher, when, n->reason);
+	}
+	if (n)
+		musubi__redaction_notice__free_unpacked(n, NULL);
+	if (sr)
+		musubi__signed_redaction__free_unpacked(sr, NULL);
+	redact_stub_fini(&st);
+}
+
 static int entries(struct ctx *c)
 {
 	for (size_t si = 0; si < c->nsrc; si++) {
@@ -636,8 +676,17 @@ static int entries(struct ctx *c)
 				merkle_frontier_root(&fr, w->roots[k++]);
 			if (seq == src->nentries)
 				break;
-			merkle_leaf_hash(src->entries[seq].data, src->entries[seq].len, leaf);
+			rc = redact_leaf_hash(src->entries[seq].data, src->entries[seq].len, leaf);
+			if (rc < 0) {
+				entry_problem(c, s, seq, "%s: entry %" PRIu64 " is a malformed redaction "
+					      "stub", sname(c, s), seq);
+				memset(leaf, 0, sizeof(leaf));
+			}
 			merkle_frontier_append(&fr, leaf, NULL, NULL);
+			if (rc == 1) {
+				redacted(c, s, seq, &src->entries[seq]);
+				continue;
+			}
 			rc = rec_entry_decode(src->entries[seq].data, src->entries[seq].len, &d);
 			if (rc == -ENOMEM)
 				return rc;
@@ -743,7 +792,7 @@ static void roots(struct ctx *c)
 	}
 }
 
-static void fork(struct ctx *c, size_t a, size_t b, int by)
+static void add_fork(struct ctx *c, size_t a, size_t b, int by)
 {
 	struct audit_report *rep = c->rep;
 	struct audit_fork *f;
@@ -789,7 +838,7 @@ static void forks(struct ctx *c)
 	for (size_t h = 1; h < rep->nheads; h++)
 		for (size_t g = h; g-- > 0 && rep->heads[g].size == rep->heads[h].size;)
 			if (memcmp(rep->heads[g].root, rep->heads[h].root, 32) != 0) {
-				fork(c, g, h, -1);
+				add_fork(c, g, h, -1);
 				break;
 			}
 	for (size_t h = 0; h < rep->nheads; h++)
@@ -800,7 +849,7 @@ static void forks(struct ctx *c)
 			    rep->heads[h].size != rep->heads[w->anchor].size &&
 			    (rep->heads[h].state != AUDIT_HEAD_FORKED ||
 			     rep->heads[w->anchor].state != AUDIT_HEAD_FORKED))
-				fork(c, h, w->anchor, (int)s);
+				add_fork(c, h, w->anchor, (int)s);
 		}
 	if (rep->nforks > FORK_PROBLEMS_MAX)
 		problem(c, AUDIT_FORK, -1, 0, "and %zu more pairs of signed heads that do not extend "
@@ -826,7 +875,8 @@ static void reference(struct ctx *c)
 }
 
 /* Sorted by size, heads must not go back in time: a smaller head dated
- * after a larger one is a rollback. */
+ * after a larger one is a rollback. Heads of a fork are left out: two
+ * histories need not agree on time, and the fork says more. */
 static void rollback(struct ctx *c)
 {
 	const struct audit_report *rep = c->rep;
@@ -837,6 +887,8 @@ static void rollback(struct ctx *c)
 		size_t j = i, group_latest = SIZE_MAX;
 		for (; j < rep->nheads && rep->heads[j].size == rep->heads[i].size; j++) {
 			const struct audit_head *h = &rep->heads[j];
+			if (h->state == AUDIT_HEAD_FORKED)
+				continue;
 			if (latest != SIZE_MAX && h->time_us < rep->heads[latest].time_us) {
 				trust_format_time(rep->heads[latest].time_us, a, sizeof(a));
 				trust_format_time(h->time_us, b, sizeof(b));
@@ -848,7 +900,8 @@ static void rollback(struct ctx *c)
 			if (group_latest == SIZE_MAX || h->time_us > rep->heads[group_latest].time_us)
 				group_latest = j;
 		}
-		if (latest == SIZE_MAX || rep->heads[group_latest].time_us > rep->heads[latest].time_us)
+		if (group_latest != SIZE_MAX && (latest == SIZE_MAX ||
+		    rep->heads[group_latest].time_us > rep->heads[latest].time_us))
 			latest = group_latest;
 		i = j;
 	}
@@ -916,13 +969,20 @@ static void nodes(struct ctx *c)
 {
 	struct audit_report *rep = c->rep;
 	uint64_t newest = 0;
-	size_t served = 0;
+	size_t served = 0, *last = calloc(c->nsrc, sizeof(*last));
 
+	if (last == NULL) {
+		c->nomem = 1;
+		return;
+	}
 	for (size_t s = 0; s < c->nsrc; s++) {
 		struct audit_node *n = &rep->nodes[s];
+		last[s] = SIZE_MAX;
 		for (size_t h = 0; h < rep->nheads; h++)
-			if (rep->heads[h].seen_by & (UINT64_C(1) << s))
+			if (rep->heads[h].seen_by & (UINT64_C(1) << s)) {
 				n->newest = rep->heads[h].size;
+				last[s] = h;
+			}
 		n->entries = c->src[s].nentries;
 		n->verified = c->w[s].anchored;
 		n->cosigs = c->src[s].ncosigs;
@@ -931,12 +991,16 @@ static void nodes(struct ctx *c)
 		if (c->src[s].nheads == 0 && c->src[s].error == NULL)
 			note(c, "%s holds no head of %s", sname(c, (int)s), c->p->dataset);
 	}
+	/* Behind: its newest head is a prefix of another node's; a node on the
+	 * other side of a fork is not behind, it was shown another history. */
 	for (size_t s = 0; s < c->nsrc; s++)
-		if (rep->nodes[s].newest < newest && c->src[s].nheads > 0) {
+		if (rep->nodes[s].newest < newest && last[s] != SIZE_MAX &&
+		    rep->heads[last[s]].state != AUDIT_HEAD_FORKED) {
 			rep->nodes[s].behind = 1;
 			note(c, "%s is behind: its newest head is at size %" PRIu64 ", another node's "
 			     "at %" PRIu64, sname(c, (int)s), rep->nodes[s].newest, newest);
 		}
+	free(last);
 	if (served == 0)
 		problem(c, AUDIT_FETCH, -1, 0, "no node served any head of %s", c->p->dataset);
 }

@@ -44,7 +44,7 @@
  * A name the mapping uses that the file's header lacks is an error that
  * names it: a mapping is written for one layout and refuses another.
  *
- * Built-in mappings (registry/mappings/*.json) are compiled into the
+ * Built-in mappings (the JSON files in registry/mappings) are compiled into the
  * program like the built-in schemas; mapping_resolve() takes their name,
  * or a path to a mapping file. The SHA-256 of the document's bytes is what
  * an entry's provenance records (mapping_sha256).

@@ -378,10 +378,14 @@ static int check_refs(struct publish *p, const struct mu_value *vals, const long
 		for (size_t b = 0; b < p->entry.len; b++)
 			if (p->entry.data[b] == 0x1f)
 				p->entry.data[b] = ',';
-		add_error(p, line, c < ncols ? src_col(p, c) : 0, "field%s \"%s\"%s: value \"%.*s\": "
-			  "no such key in %s", fk->nfields > 1 ? "s" : "", s->fields[fk->fields[0]].name,
-			  fk->nfields > 1 ? ", ..." : "", (int)p->entry.len, (const char *)p->entry.data,
-			  p->ref_names[i]);
+		char names[256];
+		size_t o = 0;
+		for (size_t j = 0; j < fk->nfields && o < sizeof(names); j++)
+			o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", j ? ", " : "",
+					      s->fields[fk->fields[j]].name);
+		add_error(p, line, c < ncols ? src_col(p, c) : 0, "%s \"%s\": value \"%.*s\": no such "
+			  "key in %s", fk->nfields > 1 ? "fields" : "field", names, (int)p->entry.len,
+			  (const char *)p->entry.data, p->ref_names[i]);
 	}
 	return 0;
 }

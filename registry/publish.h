@@ -32,7 +32,12 @@
 
 struct publish_opts {
 	const char *dataset;       /* name without the member: "evacuation_sites" */
-	const char *schema_spec;   /* "aed@1" or a Table Schema JSON path */
+	const char *schema_spec;   /* "aed@1" or a Table Schema JSON path; NULL: the
+	                            * schema the mapping names */
+	const char *mapping_spec;  /* a column mapping (mapping.h): a built-in name or
+	                            * a JSON path; NULL for none */
+	const char *license;       /* the data's licence (a URL or a name), kept in the
+	                            * dataset's catalog record; NULL leaves it */
 	const char *path;          /* the CSV file; "-" reads standard input */
 	int dry_run;               /* validate and diff, write nothing */
 	int ignore_extra_columns;  /* columns not in the schema are dropped */
@@ -49,6 +54,14 @@ struct publish_error {
 	char *message;       /* a sentence naming the field, value and rule */
 };
 
+/* A few keys a publish adds, changes or deletes, for people to check a
+ * dry run by ('a', 'c' or 'd'; the key's fields joined by ", "). */
+#define PUBLISH_SAMPLES 3
+struct publish_sample {
+	char op;
+	char *key;
+};
+
 struct publish_result {
 	char dataset[128];          /* "<member>/<name>" */
 	enum csv_encoding encoding;
@@ -60,6 +73,10 @@ struct publish_result {
 	uint64_t nerrors;           /* errors found (may exceed those kept) */
 	struct publish_error *errors;
 	size_t nkept;
+	struct publish_sample samples[3 * PUBLISH_SAMPLES];  /* dry runs only */
+	size_t nsamples;
+	uint8_t mapping_sha256[32]; /* of the mapping applied, when has_mapping */
+	int has_mapping;
 };
 
 /*
@@ -68,6 +85,14 @@ struct publish_result {
  * MU_E_SCHEMA or MU_E_CSV or MU_E_ENCODING with res->errors listing what is
  * wrong, or another negative code. res is filled in every case; free it
  * with publish_result_fini().
+ *
+ * With a mapping, every record goes through it before the schema sees it;
+ * errors name the line and the column of the input file, and each entry's
+ * provenance carries the mapping's SHA-256. Foreign keys of the schema
+ * ("foreignKeys") are checked against the datasets the store holds: each
+ * row whose key fields are all set must find its values in the referenced
+ * dataset (every publisher's, for a bare name), else one error per row
+ * names the line, column, value and dataset.
  */
 int publish_csv(struct store *st, const struct sig_key *key, const struct publish_opts *o,
 		struct publish_result *res);

@@ -6,12 +6,12 @@
  * fields into columns and registers one virtual table per name. A cursor
  * walks the table's sources (one per publisher) in turn; within a source it
  * reads the state index (or an in-memory fold of the log for as-of heads)
- * by scan, key lookup, key range or entry seq, and decodes an entry only
- * when SQLite asks for a column that needs it.
+ * by scan, key lookup, key range, entry seq or an automatic index, and
+ * decodes an entry only when SQLite asks for a column that needs it. In
+ * log order (P_LOG) it instead merges the sources' logs by seq.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +28,7 @@
 
 #define MAX_VERSIONS 256      /* schema versions looked up per dataset */
 #define FOLD_CHECK_EVERY 1024 /* entries between deadline checks in a fold */
+#define AUTOIDX_MAX_ROWS 2000000  /* larger sources are scanned, not indexed */
 
 /* Provenance columns follow the data columns, in this order. */
 enum { PROV_PUBLISHER, PROV_SEQ, PROV_HASH, PROV_HEAD_SIZE, NPROV };
@@ -57,6 +58,16 @@ struct fold {
 	size_t n;
 };
 
+/* An equality index on one column of one source, built on a statement's
+ * second lookup of that column (SQLite's automatic index, for a virtual
+ * table): the column's values as keys (text bytes, or a number's double),
+ * sorted, each with the seq of its row. */
+struct autoidx {
+	int col;
+	struct fold ix;
+	struct autoidx *next;
+};
+
 /* One publisher's dataset within a table. */
 struct source {
 	char *dataset, *publisher;
@@ -74,6 +85,7 @@ struct source {
 	char *broken;              /* why it cannot be read, or NULL */
 	int left_out;              /* pinned out: gives columns, never rows */
 	struct fold *fold;         /* as-of: built on first use */
+	struct autoidx *aidx;      /* built on first use, per column */
 	int touched;
 };
 
@@ -86,6 +98,7 @@ struct table {
 	size_t nsrc;
 	struct variant *var;
 	size_t nvar;
+	int valid_col[2];          /* columns marked x-valid from / until, or -1 */
 	struct qry *q;
 };
 
@@ -99,6 +112,7 @@ struct qry {
 	int64_t deadline_us;       /* 0: none */
 	int timed_out;
 	int vt_rc;                 /* a musubi error a virtual table met */
+	char *valid_at;            /* qry_opts.valid_at, or NULL */
 };
 
 struct vtab {
@@ -106,8 +120,23 @@ struct vtab {
 	struct table *tab;
 };
 
-enum mode { M_CLOSED = 0, M_EMPTY, M_ONE, M_STATE, M_FOLD };
-enum plan { P_PUB = 1, P_KEY = 2, P_SEQ = 4, P_LO = 8, P_HI = 16 };
+enum mode { M_CLOSED = 0, M_EMPTY, M_ONE, M_STATE, M_LIST };
+enum plan { P_PUB = 1, P_KEY = 2, P_SEQ = 4, P_LO = 8, P_HI = 16, P_LOG = 32, P_SEQLO = 64,
+	    P_SEQHI = 128 };
+
+/* P_LOG: one source's next live row in log order, decoded. */
+struct logpos {
+	uint64_t next;             /* the next seq to look at */
+	int have, done;            /* ent holds the live row at next; no more */
+	struct rec_entry_decoded *ent;
+};
+
+/* A numeric operand: an integer, or a real. */
+struct nbound {
+	int set, isint;
+	int64_t i;
+	double d;
+};
 
 struct cursor {
 	sqlite3_vtab_cursor base;
@@ -116,10 +145,16 @@ struct cursor {
 	char *pub;                 /* P_PUB with a text argument */
 	int key_col;
 	sqlite3_value *key;        /* P_KEY argument */
+	int key_uses, last_key_col;   /* xFilter calls in a row with P_KEY on one column */
 	int has_seq;
 	uint64_t seq;
 	char *lo, *hi;             /* text bounds, inclusive (SQLite re-checks) */
 	size_t lolen, hilen;
+	struct nbound nlo, nhi;    /* numeric bounds, inclusive, for integer keys */
+	int nrange;                /* the open source filters its keys by them */
+	int log;                   /* P_LOG: rows in _seq order, merged over sources */
+	uint64_t slo, shi;         /* its _seq range, inclusive */
+	struct logpos *lp;         /* one per source */
 	int empty;                 /* no row can match */
 	/* position */
 	size_t isrc;
@@ -129,6 +164,7 @@ struct cursor {
 	const uint8_t *pkey;
 	size_t pklen;
 	uint64_t pseq;
+	const struct fold *list;   /* M_LIST: rows fpos..fend of a fold or index */
 	size_t fpos, fend;
 	int eof;
 	/* the current row, decoded on demand */
@@ -465,6 +501,13 @@ static int build_columns(struct table *t)
 	for (size_t v = 0; v < t->nvar; v++)
 		if (map_variant(t, &t->var[v]) < 0)
 			return -ENOMEM;
+	t->valid_col[0] = t->valid_col[1] = -1;
+	for (size_t v = 0; v < t->nvar; v++)
+		for (size_t f = 0; f < t->var[v].s->nfields; f++) {
+			int kind = t->var[v].s->fields[f].valid;
+			if (kind != SCHEMA_VALID_NONE && t->var[v].col[f] >= 0)
+				t->valid_col[kind == SCHEMA_VALID_UNTIL] = t->var[v].col[f];
+		}
 	for (size_t i = 0; i < t->nsrc; i++) {
 		struct source *s = &t->src[i];
 		const char *at = strrchr(s->schema_ref, '@');
@@ -505,6 +548,13 @@ static void table_fini(struct table *t)
 		free(s->has_col);
 		free(s->broken);
 		fold_free(&s->fold);
+		while (s->aidx != NULL) {
+			struct autoidx *next = s->aidx->next;
+			free(s->aidx->ix.keys);
+			free(s->aidx->ix.rows);
+			free(s->aidx);
+			s->aidx = next;
+		}
 	}
 	for (size_t i = 0; i < t->nvar; i++) {
 		free(t->var[i].ref);
@@ -690,12 +740,33 @@ static uint64_t col_bit(size_t i)
 
 /* Can the index answer a constraint on data column col? A key of class
  * cls on that column in at least one source. */
-static int indexable(const struct table *t, int col, int text_only)
+/* Can an index serve equality (or, with range, a range) on data column
+ * col? Equality: a primary key or the automatic index. Ranges: a primary
+ * key, in key order (text) or by its canonical text read as a number
+ * (integers), which saves decoding the rows outside the range. */
+static int indexable(const struct table *t, int col, int range)
 {
 	for (size_t i = 0; i < t->nsrc; i++)
-		if (t->src[i].pk_col == col && (!text_only || t->src[i].pk_cls == CLS_TEXT))
+		if (t->src[i].pk_col == col)
 			return 1;
-	return 0;
+	return !range && t->cls[col] != CLS_NONE;
+}
+
+/* Rows an equality on column col visits: one per key lookup, a few per
+ * automatic-index lookup, none in sources without the column. */
+static double eq_rows(const struct table *t, int col)
+{
+	double rows = 0;
+
+	for (size_t i = 0; i < t->nsrc; i++) {
+		const struct source *s = &t->src[i];
+		if (s->pk_col == col)
+			rows += 1;
+		else if (s->has_col[col])
+			rows += t->cls[col] != CLS_NONE && s->rows <= AUTOIDX_MAX_ROWS ?
+				1 + (double)s->rows / 20 : (double)s->rows;
+	}
+	return rows;
 }
 
 /* Equality on a key column is exact when every source either indexes
@@ -733,6 +804,7 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 	struct table *t = ((struct vtab *)vtp)->tab;
 	int pubcol = (int)t->ncols + PROV_PUBLISHER, seqcol = (int)t->ncols + PROV_SEQ;
 	int pub = -1, seq = -1, key = -1, lo = -1, hi = -1, key_col = -1, plan = 0, argv = 0;
+	int slo = -1, shi = -1;
 	uint64_t data_mask = 0;
 
 	/* Equality first: a key column chosen by equality wins over ranges. */
@@ -744,8 +816,8 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 			pub = i;
 		else if (c->iColumn == seqcol && seq < 0)
 			seq = i;
-		else if (c->iColumn >= 0 && c->iColumn < (int)t->ncols && key < 0 &&
-			 indexable(t, c->iColumn, 0) && is_binary(info, i)) {
+		else if (c->iColumn >= 0 && c->iColumn < (int)t->ncols && indexable(t, c->iColumn, 0) &&
+			 is_binary(info, i) && (key < 0 || eq_rows(t, c->iColumn) < eq_rows(t, key_col))) {
 			key = i;
 			key_col = c->iColumn;
 		}
@@ -764,6 +836,22 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 		if (high && hi < 0)
 			hi = i;
 	}
+	/* Log order: for _seq ranges and ORDER BY _seq, when no key or entry
+	 * lookup serves better. */
+	for (int i = 0; i < info->nConstraint; i++) {
+		const struct sqlite3_index_constraint *c = &info->aConstraint[i];
+		if (!c->usable || c->iColumn != seqcol)
+			continue;
+		if ((c->op == SQLITE_INDEX_CONSTRAINT_GT || c->op == SQLITE_INDEX_CONSTRAINT_GE) && slo < 0)
+			slo = i;
+		if ((c->op == SQLITE_INDEX_CONSTRAINT_LT || c->op == SQLITE_INDEX_CONSTRAINT_LE) && shi < 0)
+			shi = i;
+	}
+	int by_seq = info->nOrderBy == 1 && info->aOrderBy[0].iColumn == seqcol && !info->aOrderBy[0].desc;
+	if (seq >= 0 || key >= 0 || lo >= 0 || hi >= 0 || (slo < 0 && shi < 0 && !by_seq))
+		slo = shi = -1, by_seq = 0;
+	else
+		plan |= P_LOG;
 	if (pub >= 0) {
 		plan |= P_PUB;
 		info->aConstraintUsage[pub].argvIndex = ++argv;
@@ -774,7 +862,9 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 	if (key >= 0) {
 		plan |= P_KEY;
 		info->aConstraintUsage[key].argvIndex = ++argv;
-		info->aConstraintUsage[key].omit = key_eq_exact(t, key_col, info, key);
+		/* With _seq too, the entry is read by seq and the key not
+		 * checked: SQLite must check it. */
+		info->aConstraintUsage[key].omit = seq < 0 && key_eq_exact(t, key_col, info, key);
 	}
 	if (seq >= 0) {
 		/* _seq compares numerically whatever the operand: exact. */
@@ -790,13 +880,24 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 		plan |= P_HI;
 		info->aConstraintUsage[hi].argvIndex = ++argv;
 	}
+	if (slo >= 0) {
+		plan |= P_SEQLO;
+		info->aConstraintUsage[slo].argvIndex = ++argv;
+	}
+	if (shi >= 0) {
+		plan |= P_SEQHI;
+		info->aConstraintUsage[shi].argvIndex = ++argv;
+	}
+	/* Rows come in _seq order, whatever the sources (SQLite itself
+	 * drops this when an IN constraint splits the scan). */
+	info->orderByConsumed = by_seq;
 
 	/* Cost: rows visited, each dearer when its entry must be decoded. */
 	for (size_t i = 0; i < t->ncols; i++)
 		data_mask |= col_bit(i);
 	double per_row = 1.0 + ((info->colUsed & data_mask) ? 8.0 : 0.0) +
 			 ((info->colUsed & col_bit(t->ncols + PROV_HASH)) ? 2.0 : 0.0);
-	double rows = 0, lookups = 0;
+	double rows = 0, lookups = 0, keys_read = 0, entries = 0;
 	for (size_t i = 0; i < t->nsrc; i++) {
 		const struct source *s = &t->src[i];
 		double n = (double)s->rows;
@@ -806,19 +907,29 @@ static int vt_best_index(sqlite3_vtab *vtp, sqlite3_index_info *info)
 			n = 1, lookups++;
 		else if ((plan & P_KEY) && s->pk_col == key_col)
 			n = 1, lookups++;
+		else if ((plan & P_KEY) && t->cls[key_col] != CLS_NONE && s->rows <= AUTOIDX_MAX_ROWS)
+			n = 1 + n / 20, lookups++;
 		else if ((plan & (P_LO | P_HI)) && s->pk_col == key_col)
 			n = n / ((plan & P_LO) && (plan & P_HI) ? 8 : 3), lookups++;
+		else if (plan & (P_SEQLO | P_SEQHI))
+			n = n / ((plan & P_SEQLO) && (plan & P_SEQHI) ? 8 : 3);
+		if (plan & P_LOG)
+			entries += n;   /* every entry decoded, live or not */
+		if ((plan & (P_LO | P_HI)) && s->pk_col == key_col && s->pk_cls == CLS_INT)
+			keys_read += (double)s->rows;   /* every key, no entry */
 		rows += n;
 	}
 	if ((plan & P_PUB) && t->nsrc > 0) {
 		rows /= (double)t->nsrc;
 		lookups /= (double)t->nsrc;
+		keys_read /= (double)t->nsrc;
+		entries /= (double)t->nsrc;
 	}
 	info->idxNum = plan;
 	info->idxStr = sqlite3_mprintf("%d", key_col);
 	info->needToFreeIdxStr = 1;
 	info->estimatedRows = (sqlite3_int64)(rows < 1 ? 1 : rows);
-	info->estimatedCost = 10.0 + rows * per_row + lookups * 4.0;
+	info->estimatedCost = 10.0 + rows * per_row + lookups * 4.0 + keys_read * 0.05 + entries * 5.0;
 	if ((plan & P_SEQ) && (plan & P_PUB))
 		info->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
 	return SQLITE_OK;
@@ -833,7 +944,7 @@ static int vt_open(sqlite3_vtab *vtp, sqlite3_vtab_cursor **out)
 		return SQLITE_NOMEM;
 	memset(c, 0, sizeof(*c));
 	c->tab = t;
-	c->key_col = -1;
+	c->key_col = c->last_key_col = -1;
 	c->eof = 1;
 	if ((c->vals = calloc(t->ncols ? t->ncols : 1, sizeof(*c->vals))) == NULL) {
 		sqlite3_free(c);
@@ -868,7 +979,13 @@ static void plan_clear(struct cursor *c)
 	c->pub = c->lo = c->hi = NULL;
 	c->key = NULL;
 	c->key_col = -1;
-	c->has_seq = c->empty = 0;
+	c->has_seq = c->empty = c->nrange = 0;
+	c->nlo.set = c->nhi.set = 0;
+	for (size_t i = 0; c->lp != NULL && i < c->tab->nsrc; i++)
+		rec_entry_free(&c->lp[i].ent);
+	free(c->lp);
+	c->lp = NULL;
+	c->log = 0;
 }
 
 static int vt_close(sqlite3_vtab_cursor *cur)
@@ -898,7 +1015,8 @@ static int arg_integer(sqlite3_value *arg, int64_t *v)
 		break;
 	case SQLITE_FLOAT: {
 		double x = sqlite3_value_double(d);
-		if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
+		if (x >= -9223372036854775808.0 && x < 9223372036854775808.0 &&
+		    (double)(int64_t)x == x) {
 			*v = (int64_t)x;
 			ok = 1;
 		}
@@ -909,6 +1027,206 @@ static int arg_integer(sqlite3_value *arg, int64_t *v)
 	}
 	sqlite3_value_free(d);
 	return ok;
+}
+
+static int decode_row(struct table *t, struct source *s, uint64_t seq,
+		      struct rec_entry_decoded **ent, struct rec_row **row,
+		      const struct mu_value **vals);
+
+/* The key of a value in the equality index of a column of class cls:
+ * text bytes, or a number as a double (SQLite compares integers and
+ * reals by value; a double shared by two integers only adds a candidate,
+ * which SQLite then rejects). 0 for values no lookup can find. */
+static int value_key(enum cls cls, const struct mu_value *v, double *num, const uint8_t **key,
+		     size_t *len)
+{
+	if (v == NULL)
+		return 0;
+	if (cls == CLS_TEXT || cls == CLS_GEO) {
+		if (v->kind != MU_VAL_TEXT)
+			return 0;   /* a number never equals a text operand */
+		*key = (const uint8_t *)v->text;
+		*len = v->len;
+		return 1;
+	}
+	if (v->kind == MU_VAL_INT || v->kind == MU_VAL_BOOL)
+		*num = (double)v->i;
+	else if (v->kind == MU_VAL_NUM)
+		*num = v->d;
+	else
+		return 0;
+	if (*num == 0)
+		*num = 0;   /* -0.0 equals 0.0 */
+	*key = (const uint8_t *)num;
+	*len = sizeof(*num);
+	return 1;
+}
+
+/* The key a lookup of arg finds in that index: 1 with key, 0 when no value
+ * of the column can equal arg, -1 when only a scan can tell (a number
+ * compared with a text column may be compared as a number). */
+static int arg_key(enum cls cls, sqlite3_value *arg, double *num, const uint8_t **key, size_t *len)
+{
+	sqlite3_value *d;
+	int type = sqlite3_value_type(arg);
+
+	if (type == SQLITE_NULL)
+		return 0;
+	if (cls == CLS_TEXT || cls == CLS_GEO) {
+		if (type != SQLITE_TEXT || (*key = sqlite3_value_text(arg)) == NULL)
+			return -1;
+		*len = (size_t)sqlite3_value_bytes(arg);
+		return 1;
+	}
+	/* A numeric column applies numeric affinity to the operand. */
+	if ((d = sqlite3_value_dup(arg)) == NULL)
+		return -1;
+	type = sqlite3_value_numeric_type(d);
+	*num = type == SQLITE_INTEGER ? (double)sqlite3_value_int64(d) : sqlite3_value_double(d);
+	sqlite3_value_free(d);
+	if (type != SQLITE_INTEGER && type != SQLITE_FLOAT)
+		return 0;
+	if (*num == 0)
+		*num = 0;
+	*key = (const uint8_t *)num;
+	*len = sizeof(*num);
+	return 1;
+}
+
+/* The equality index of column col in source s: 0 with *out, 1 when it
+ * is not built and build is 0, or the source is too large to index (scan
+ * it), or an error. Built from every row once per qry, which holds one
+ * snapshot, and kept. */
+static int autoidx_get(struct table *t, struct source *s, int col, int build,
+		       const struct fold **out)
+{
+	struct qry *q = t->q;
+	struct autoidx *a;
+	struct rec_buf keys = { 0 };
+	struct fold_tmp *tmp = NULL;
+	struct store_iter it = { 0 };
+	const struct mu_value **vals = NULL;
+	size_t n = 0, i = 0, cap = s->from_state ? s->rows : s->fold->n;
+	int rc;
+
+	for (a = s->aidx; a != NULL; a = a->next)
+		if (a->col == col) {
+			*out = &a->ix;
+			return 0;
+		}
+	if (!build || cap > AUTOIDX_MAX_ROWS)
+		return 1;
+	if ((vals = calloc(t->ncols, sizeof(*vals))) == NULL ||
+	    (tmp = malloc((cap + 1) * sizeof(*tmp))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (s->from_state && (rc = store_state_iter_begin(&q->t, s->lid, &it)) < 0)
+		goto out;
+	for (;;) {
+		struct rec_entry_decoded *ent = NULL;
+		struct rec_row *row = NULL;
+		struct store_state_val sv;
+		const uint8_t *k;
+		size_t klen;
+		double num;
+		if (s->from_state) {
+			if ((rc = store_state_iter_next(&it, &k, &klen, &sv)) <= 0)
+				break;
+		} else if (i < s->fold->n) {
+			sv.seq = s->fold->rows[i].seq;
+		} else {
+			rc = 0;
+			break;
+		}
+		if (++i % FOLD_CHECK_EVERY == 0 && over_time(q)) {
+			rc = MU_E_TIMEOUT;
+			break;
+		}
+		if (n == cap) {
+			rc = MU_E_CORRUPT;   /* more rows than the dataset counts */
+			break;
+		}
+		rc = decode_row(t, s, sv.seq, &ent, &row, vals);
+		if (rc == 0 && value_key(t->cls[col], vals[col], &num, &k, &klen) &&
+		    (rc = rec_buf_reserve(&keys, klen)) == 0) {
+			memcpy(keys.data + keys.len, k, klen);
+			tmp[n++] = (struct fold_tmp){ keys.len, klen, sv.seq, 0 };
+			keys.len += klen;
+		}
+		rec_row_free(&row);
+		rec_entry_free(&ent);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0)
+		goto out;
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->ix.rows = malloc((n + 1) * sizeof(*a->ix.rows))) == NULL) {
+		free(a);
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (n > 0)
+		qsort_r(tmp, n, sizeof(*tmp), fold_tmp_cmp, keys.data);
+	for (size_t j = 0; j < n; j++)
+		a->ix.rows[j] = (struct fold_row){ tmp[j].off, tmp[j].len, tmp[j].seq };
+	a->ix.n = n;
+	a->ix.keys = keys.data;
+	keys.data = NULL;
+	a->col = col;
+	a->next = s->aidx;
+	s->aidx = a;
+	*out = &a->ix;
+out:
+	store_iter_end(&it);
+	rec_buf_fini(&keys);
+	free(tmp);
+	free(vals);
+	return rc;
+}
+
+/* The operand as a number under numeric affinity, into *b (b->set 0 if
+ * it is none). */
+static void arg_number(sqlite3_value *arg, struct nbound *b)
+{
+	sqlite3_value *d = sqlite3_value_dup(arg);
+	int type = d ? sqlite3_value_numeric_type(d) : SQLITE_NULL;
+
+	b->set = type == SQLITE_INTEGER || type == SQLITE_FLOAT;
+	b->isint = type == SQLITE_INTEGER;
+	b->i = b->isint ? sqlite3_value_int64(d) : 0;
+	b->d = type == SQLITE_FLOAT ? sqlite3_value_double(d) : 0;
+	sqlite3_value_free(d);
+}
+
+/* Compare integer v with bound b: -1, 0, 1, or 2 when a double cannot
+ * tell (|v| > 2^53 against a real). */
+static int ncmp(int64_t v, const struct nbound *b)
+{
+	if (b->isint)
+		return (v > b->i) - (v < b->i);
+	if (v > ((int64_t)1 << 53) || v < -((int64_t)1 << 53))
+		return 2;
+	return ((double)v > b->d) - ((double)v < b->d);
+}
+
+/* Is an integer key (its canonical text) within the numeric bounds?
+ * Anything that does not read as an integer stays in: SQLite judges. */
+static int key_in_nrange(const struct cursor *c, const uint8_t *k, size_t len)
+{
+	char buf[24], *end;
+	long long v;
+
+	if (len == 0 || len >= sizeof(buf))
+		return 1;
+	memcpy(buf, k, len);
+	buf[len] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return 1;
+	return !(c->nlo.set && ncmp(v, &c->nlo) == -1) && !(c->nhi.set && ncmp(v, &c->nhi) == 1);
 }
 
 /* The key text a lookup of the P_KEY argument finds in source s:
@@ -985,6 +1303,8 @@ static int source_open(struct cursor *c, struct source *s)
 	int rc, range = (c->lo || c->hi) && s->pk_col == c->key_col && s->pk_cls == CLS_TEXT;
 
 	c->mode = M_EMPTY;
+	c->nrange = (c->nlo.set || c->nhi.set) && c->key == NULL && s->pk_col == c->key_col &&
+		    s->pk_cls == CLS_INT;
 	if (c->key_col >= 0 && !s->has_col[c->key_col])
 		return 0;   /* the column is NULL in every row: nothing matches */
 	if (!s->from_state && s->fold == NULL && (rc = fold_build(q, s, &s->fold)) < 0)
@@ -1022,9 +1342,28 @@ static int source_open(struct cursor *c, struct source *s)
 			return 0;
 		}
 		range = 0;   /* only a scan can tell */
+	} else if (c->key != NULL) {
+		/* Equality on another column: the automatic index, built when
+		 * a second lookup shows the scan is in a loop (a join); one
+		 * lookup alone is cheaper as a scan. */
+		const struct fold *ix;
+		double num;
+		int ak = arg_key(c->tab->cls[c->key_col], c->key, &num, &key, &len);
+		if (ak == 0)
+			return 0;
+		if (ak == 1 && (rc = autoidx_get(c->tab, s, c->key_col, c->key_uses > 1, &ix)) < 0)
+			return rc;
+		if (ak == 1 && rc == 0) {
+			c->mode = M_LIST;
+			c->list = ix;
+			c->fpos = fold_bound(ix, key, len, 0);
+			c->fend = fold_bound(ix, key, len, 1);
+			return 0;
+		}
 	}
 	if (!s->from_state) {
-		c->mode = M_FOLD;
+		c->mode = M_LIST;
+		c->list = s->fold;
 		c->fpos = range && c->lo ? fold_bound(s->fold, (const uint8_t *)c->lo, c->lolen, 0) : 0;
 		c->fend = range && c->hi ? fold_bound(s->fold, (const uint8_t *)c->hi, c->hilen, 1) :
 			  s->fold->n;
@@ -1052,11 +1391,16 @@ static int source_next(struct cursor *c, struct source *s)
 		c->mode = M_EMPTY;
 		c->row_seq = c->pseq;
 		return 1;
-	case M_FOLD:
-		if (c->fpos >= c->fend)
-			return 0;
-		c->row_seq = s->fold->rows[c->fpos++].seq;
-		return 1;
+	case M_LIST:
+		for (; c->fpos < c->fend; c->fpos++) {
+			const struct fold_row *r = &c->list->rows[c->fpos];
+			if (c->nrange && !key_in_nrange(c, c->list->keys + r->off, r->len))
+				continue;
+			c->row_seq = r->seq;
+			c->fpos++;
+			return 1;
+		}
+		return 0;
 	case M_STATE:
 		for (;;) {
 			if (c->pending) {
@@ -1079,6 +1423,8 @@ static int source_next(struct cursor *c, struct source *s)
 					return rc;
 				continue;
 			}
+			if (c->nrange && !key_in_nrange(c, k, klen))
+				continue;
 			c->row_seq = sv.seq;
 			return 1;
 		}
@@ -1092,6 +1438,105 @@ static int source_wanted(const struct cursor *c, const struct source *s)
 	return !c->empty && !s->left_out && (c->pub == NULL || strcmp(c->pub, s->publisher) == 0);
 }
 
+static int load_row(struct cursor *c);
+
+/* Is the current row in force at valid_at? 1 yes (or no valid time asked
+ * for), 2 no, < 0 error. */
+static int in_force(struct cursor *c)
+{
+	const struct table *t = c->tab;
+	const char *at = t->q->valid_at;
+	int rc;
+
+	if (at == NULL || (t->valid_col[0] < 0 && t->valid_col[1] < 0))
+		return 1;
+	if ((rc = load_row(c)) < 0)
+		return rc;
+	for (int k = 0; k < 2; k++) {
+		const struct mu_value *v = t->valid_col[k] >= 0 ? c->vals[t->valid_col[k]] : NULL;
+		if (v == NULL || v->kind != MU_VAL_TEXT)
+			continue;   /* NULL: open */
+		size_t n = strlen(at);
+		int cmp = memcmp(v->text, at, v->len < n ? v->len : n);
+		if (cmp == 0)
+			cmp = (v->len > n) - (v->len < n);
+		if (k == 0 ? cmp > 0 : cmp <= 0)
+			return 2;
+	}
+	return 1;
+}
+
+/* Source i's next live row in log order from lp[i].next, decoded into
+ * lp[i].ent: 1, 0 at the end of its range, or an error. */
+static int log_peek(struct cursor *c, size_t i)
+{
+	struct source *s = &c->tab->src[i];
+	struct logpos *p = &c->lp[i];
+	struct qry *q = c->tab->q;
+	const uint8_t *buf;
+	size_t len;
+	uint64_t cur;
+	int rc;
+
+	if (!s->from_state && s->fold == NULL && (rc = fold_build(q, s, &s->fold)) < 0)
+		return rc;
+	for (; p->next < s->size && p->next <= c->shi; p->next++) {
+		if (p->next % FOLD_CHECK_EVERY == 0 && over_time(q))
+			return MU_E_TIMEOUT;
+		if ((rc = store_entry_get(&q->t, s->lid, p->next, &buf, &len)) < 0 ||
+		    (rc = rec_entry_decode(buf, len, &p->ent)) < 0)
+			return rc == -ENOENT ? MU_E_CORRUPT : rc;
+		rc = p->ent->e.op == REC_UPSERT ?
+			current_seq(q, s, (const uint8_t *)p->ent->e.key, p->ent->e.key_len, &cur) : 0;
+		if (rc < 0)
+			return rc;
+		if (rc == 1 && cur == p->next)
+			return 1;   /* live at the head: its row */
+		rec_entry_free(&p->ent);
+	}
+	return 0;
+}
+
+/* P_LOG: the live row with the lowest seq over the wanted sources. */
+static int advance_log(struct cursor *c)
+{
+	struct table *t = c->tab;
+	int rc;
+
+	for (;;) {
+		size_t best = t->nsrc;
+		for (size_t i = 0; i < t->nsrc; i++) {
+			struct logpos *p = &c->lp[i];
+			if (p->done || !source_wanted(c, &t->src[i]))
+				continue;
+			if (!p->have && (rc = log_peek(c, i)) <= 0) {
+				if (rc < 0)
+					return vt_fail(c, rc, t->src[i].dataset);
+				p->done = 1;
+				continue;
+			}
+			p->have = 1;
+			if (best == t->nsrc || p->next < c->lp[best].next)
+				best = i;
+		}
+		if (best == t->nsrc) {
+			c->eof = 1;
+			return SQLITE_OK;
+		}
+		struct logpos *p = &c->lp[best];
+		c->isrc = best;
+		c->row_seq = p->next++;
+		c->ent = p->ent;   /* the row's entry, decoded once */
+		p->ent = NULL;
+		p->have = 0;
+		if ((rc = in_force(c)) < 0)
+			return vt_fail(c, rc, t->src[best].dataset);
+		if (rc == 1)
+			return SQLITE_OK;
+		row_clear(c);
+	}
+}
+
 /* Move to the next row, opening sources as needed. */
 static int advance(struct cursor *c)
 {
@@ -1099,12 +1544,19 @@ static int advance(struct cursor *c)
 	int rc;
 
 	row_clear(c);
+	if (c->log)
+		return advance_log(c);
 	for (;;) {
 		if (c->mode != M_CLOSED) {
-			if ((rc = source_next(c, &t->src[c->isrc])) < 0)
+			if ((rc = source_next(c, &t->src[c->isrc])) < 0 ||
+			    (rc == 1 && (rc = in_force(c)) < 0))
 				return vt_fail(c, rc, t->src[c->isrc].dataset);
 			if (rc == 1)
 				return SQLITE_OK;
+			if (rc == 2) {
+				row_clear(c);
+				continue;
+			}
 			source_close(c);
 			c->isrc++;
 		}
@@ -1119,6 +1571,27 @@ static int advance(struct cursor *c)
 		if ((rc = source_open(c, &t->src[c->isrc])) < 0)
 			return vt_fail(c, rc, t->src[c->isrc].dataset);
 	}
+}
+
+/* A _seq bound (inclusive, so a superset: SQLite checks the rest) from
+ * an operand compared with the INTEGER column: 0 when no seq can satisfy
+ * it. An operand that stays text is above every number. */
+static int seq_bound(sqlite3_value *v, int upper, uint64_t *out)
+{
+	struct nbound b;
+
+	if (sqlite3_value_type(v) == SQLITE_NULL)
+		return 0;
+	arg_number(v, &b);
+	if (!b.set)
+		return upper;   /* _seq < 'text' always holds, _seq > 'text' never */
+	if (b.isint ? b.i < 0 : b.d < 0)
+		return !upper;  /* every seq is above it */
+	if (b.isint)
+		*out = (uint64_t)b.i;
+	else
+		*out = b.d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)b.d;
+	return 1;
 }
 
 static char *arg_text(sqlite3_value *v, size_t *len)
@@ -1147,6 +1620,8 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int ar
 	c->isrc = 0;
 	if (plan & (P_KEY | P_LO | P_HI))
 		c->key_col = idx ? atoi(idx) : -1;
+	c->key_uses = (plan & P_KEY) && c->key_col == c->last_key_col ? c->key_uses + 1 : 1;
+	c->last_key_col = plan & P_KEY ? c->key_col : -1;
 	if (plan & P_PUB) {
 		sqlite3_value *v = argv[a++];
 		/* A text operand narrows to one publisher; others (numbers
@@ -1176,9 +1651,25 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int ar
 		else if (sqlite3_value_type(v) == SQLITE_TEXT &&
 			 (*dst = arg_text(v, bound == P_LO ? &c->lolen : &c->hilen)) == NULL)
 			return SQLITE_NOMEM;
+		/* An operand that is no number after numeric affinity
+		 * bounds nothing a number could be: no narrowing. */
+		arg_number(v, bound == P_LO ? &c->nlo : &c->nhi);
 	}
+	c->slo = 0;
+	c->shi = UINT64_MAX;
+	if ((plan & P_SEQLO) && !seq_bound(argv[a++], 0, &c->slo))
+		c->empty = 1;
+	if ((plan & P_SEQHI) && !seq_bound(argv[a++], 1, &c->shi))
+		c->empty = 1;
 	if (a != argc)
 		return vt_error(cur->pVtab, "internal: %d arguments for plan %d", argc, plan);
+	if ((plan & P_LOG) && !c->empty) {
+		if ((c->lp = calloc(t->nsrc ? t->nsrc : 1, sizeof(*c->lp))) == NULL)
+			return SQLITE_NOMEM;
+		for (size_t i = 0; i < t->nsrc; i++)
+			c->lp[i].next = c->slo;
+		c->log = 1;
+	}
 	for (size_t i = 0; i < t->nsrc; i++) {
 		struct source *s = &t->src[i];
 		if (!source_wanted(c, s))
@@ -1200,11 +1691,13 @@ static int vt_eof(sqlite3_vtab_cursor *cur)
 	return ((struct cursor *)cur)->eof;
 }
 
-/* Decode the current row's entry and map its values onto columns. */
-static int load_row(struct cursor *c)
+/* Decode entry seq of s (unless *ent holds it already) and map its values
+ * onto t's columns: vals[col] points into *row (NULL where the row's
+ * version lacks the column). */
+static int decode_row(struct table *t, struct source *s, uint64_t seq,
+		      struct rec_entry_decoded **ent, struct rec_row **row,
+		      const struct mu_value **vals)
 {
-	struct table *t = c->tab;
-	struct source *s = &t->src[c->isrc];
 	struct qry *q = t->q;
 	struct variant *v;
 	const uint8_t *buf;
@@ -1212,12 +1705,10 @@ static int load_row(struct cursor *c)
 	char ref[200];
 	int rc;
 
-	if (c->loaded)
-		return 0;
-	if ((rc = store_entry_get(&q->t, s->lid, c->row_seq, &buf, &len)) < 0 ||
-	    (rc = rec_entry_decode(buf, len, &c->ent)) < 0)
+	if (*ent == NULL && ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0 ||
+			     (rc = rec_entry_decode(buf, len, ent)) < 0))
 		return rc == -ENOENT ? MU_E_CORRUPT : rc;
-	const struct rec_entry *e = &c->ent->e;
+	const struct rec_entry *e = &(*ent)->e;
 	if (e->op != REC_UPSERT || e->row == NULL || e->schema_id == NULL)
 		return MU_E_CORRUPT;
 	snprintf(ref, sizeof(ref), "%s@%u", e->schema_id, e->schema_version);
@@ -1228,12 +1719,25 @@ static int load_row(struct cursor *c)
 		    (rc = map_variant(t, v)) < 0)
 			return rc == -ENOENT ? MU_E_SCHEMA : rc;
 	}
-	if ((rc = rec_row_decode(e->row, e->row_len, &c->row)) < 0)
+	if ((rc = rec_row_decode(e->row, e->row_len, row)) < 0)
 		return rc;
-	memset(c->vals, 0, t->ncols * sizeof(*c->vals));
-	for (size_t i = 0; i < c->row->n && i < v->s->nfields; i++)
+	memset(vals, 0, t->ncols * sizeof(*vals));
+	for (size_t i = 0; i < (*row)->n && i < v->s->nfields; i++)
 		if (v->col[i] >= 0)
-			c->vals[v->col[i]] = &c->row->values[i];
+			vals[v->col[i]] = &(*row)->values[i];
+	return 0;
+}
+
+/* Decode the current row, once. */
+static int load_row(struct cursor *c)
+{
+	int rc;
+
+	if (c->loaded)
+		return 0;
+	if ((rc = decode_row(c->tab, &c->tab->src[c->isrc], c->row_seq, &c->ent, &c->row,
+			     c->vals)) < 0)
+		return rc;
 	c->loaded = 1;
 	return 0;
 }
@@ -1429,6 +1933,10 @@ int qry_open(struct store *st, const struct qry_opts *o, struct qry **out)
 		goto out;
 	}
 	q->st = st;
+	if (o->valid_at != NULL && (q->valid_at = strdup(o->valid_at)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	q->max_ms = o->max_ms;
 	q->max_heap = o->max_heap_bytes;
 	if ((rc = store_read_begin(st, &q->t)) < 0 || (rc = store_dataset_names(&q->t, &names, &n)) < 0) {
@@ -1480,6 +1988,7 @@ void qry_close(struct qry **qp)
 	free(q->tab);
 	if (q->t.txn != NULL)
 		store_read_end(&q->t);
+	free(q->valid_at);
 	free(q);
 	*qp = NULL;
 }

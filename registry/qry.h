@@ -24,11 +24,22 @@
  * as-of queries - the fold of the log's first SIZE entries (latest upsert
  * per key, minus deletes), built in memory on first use.
  *
+ * Valid time: with valid_at, a table whose schemas mark an effective-from
+ * and/or effective-until field ("x-valid") answers only rows where
+ * from IS NULL OR from <= valid_at, and until IS NULL OR until > valid_at
+ * (dates compare as their canonical text); other tables answer every row.
+ *
  * Indexes: equality on _publisher reads only that publisher; equality on
  * a one-field primary key is a state lookup (integer keys by their
- * canonical text); ranges on a text primary key are a cursor range; _seq
- * equality is one entry. Everything else is a scan. Entries are read and
- * decoded only for rows whose data columns or _hash SQLite asks for.
+ * canonical text); ranges on a text primary key are a cursor range, on an
+ * integer key a scan of the keys alone; _seq equality is one entry; _seq
+ * ranges and ORDER BY _seq read the logs in seq order, merged over the
+ * publishers (ORDER BY consumed: page a scan with "_seq > ? ORDER BY _seq
+ * LIMIT n", not OFFSET). Equality on any other typed column builds, on
+ * its second lookup in a statement (a join), an in-memory index of that
+ * column kept until qry_close(). Everything else is a scan. Entries are
+ * read and decoded only for rows whose data columns or _hash SQLite asks
+ * for.
  *
  * Safety: statements cannot write (no xUpdate, and an authorizer that
  * allows only SELECT, reading, functions other than load_extension, and
@@ -77,6 +88,9 @@ struct qry_opts {
 	const char *const *only_publishers;   /* when nonly > 0, only these members */
 	size_t nonly;
 	int members_view;           /* 0 hides members-only datasets */
+	const char *valid_at;       /* "YYYY-MM-DD" (or a datetime): only rows in
+	                             * force then, by the fields a schema marks
+	                             * "x-valid" (schema.h); NULL: every row */
 	char *why;                  /* optional: qry_open() writes why it failed */
 	size_t whylen;
 };

@@ -727,6 +727,12 @@ void schema_destroy(struct schema **sp)
 		free_strv(f->false_values, f->nfalse);
 	}
 	free(s->fields);
+	for (size_t i = 0; s->fkeys != NULL && i < s->nfkeys; i++) {
+		free(s->fkeys[i].fields);
+		free(s->fkeys[i].resource);
+		free_strv(s->fkeys[i].ref_fields, s->fkeys[i].nfields);
+	}
+	free(s->fkeys);
 	free(s->pk);
 	free(s->id);
 	free(s->title);
@@ -1048,6 +1054,14 @@ static int parse_field(json_t *jf, size_t idx, struct schema_field *f, char **wh
 	if ((v = json_object_get(jf, "x-aliases")) != NULL &&
 	    (rc = string_array(v, &f->aliases, &f->naliases, where, "x-aliases", why)) < 0)
 		return rc;
+	if ((v = json_object_get(jf, "x-valid")) != NULL) {
+		const char *t = json_string_value(v);
+		if (t == NULL || (strcmp(t, "from") != 0 && strcmp(t, "until") != 0))
+			return fail(why, "%s: \"x-valid\" must be \"from\" or \"until\"", where);
+		if (f->type != SCHEMA_DATE && f->type != SCHEMA_DATETIME)
+			return fail(why, "%s: \"x-valid\" applies only to date and datetime fields", where);
+		f->valid = t[0] == 'f' ? SCHEMA_VALID_FROM : SCHEMA_VALID_UNTIL;
+	}
 
 	tv = json_object_get(jf, "trueValues");
 	fv = json_object_get(jf, "falseValues");
@@ -1147,6 +1161,78 @@ static int parse_pk(struct schema *s, json_t *pk, char **why)
 	return 0;
 }
 
+static long field_named(const struct schema *s, const char *name)
+{
+	for (size_t k = 0; k < s->nfields; k++)
+		if (strcmp(s->fields[k].name, name) == 0)
+			return (long)k;
+	return -1;
+}
+
+/* A field name or an array of them (Table Schema allows both). */
+static size_t names_of(json_t *v, json_t **at, size_t cap)
+{
+	size_t n = json_is_string(v) ? 1 : json_array_size(v);
+
+	for (size_t i = 0; i < n && i < cap; i++)
+		at[i] = json_is_string(v) ? v : json_array_get(v, i);
+	return n;
+}
+
+/* One from-field and one until-field at most; then "foreignKeys". */
+static int parse_valid_and_fkeys(struct schema *s, json_t *fk, char **why)
+{
+	int from = 0, until = 0;
+
+	for (size_t i = 0; i < s->nfields; i++) {
+		from += s->fields[i].valid == SCHEMA_VALID_FROM;
+		until += s->fields[i].valid == SCHEMA_VALID_UNTIL;
+	}
+	if (from > 1 || until > 1)
+		return fail(why, "more than one field is marked \"x-valid\": \"%s\"",
+			    from > 1 ? "from" : "until");
+	if (fk == NULL)
+		return 0;
+	if (!json_is_array(fk))
+		return fail(why, "\"foreignKeys\" must be an array");
+	if ((s->fkeys = calloc(json_array_size(fk) + 1, sizeof(*s->fkeys))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_array_size(fk); i++) {
+		json_t *o = json_array_get(fk, i), *ref = json_object_get(o, "reference");
+		json_t *mine[16], *theirs[16];
+		const char *res = json_string_value(json_object_get(ref, "resource"));
+		size_t n = names_of(json_object_get(o, "fields"), mine, 16);
+		struct schema_fkey *k = &s->fkeys[s->nfkeys++];
+
+		if (!json_is_object(o) || !json_is_object(ref) || res == NULL)
+			return fail(why, "foreign key %zu needs \"fields\" and a \"reference\" with "
+				    "\"resource\" and \"fields\"", i + 1);
+		if (res[0] == '\0')
+			return fail(why, "foreign key %zu refers to this table (resource \"\"): "
+				    "musubi checks keys into other datasets only", i + 1);
+		if (n == 0 || n > 16 || names_of(json_object_get(ref, "fields"), theirs, 16) != n)
+			return fail(why, "foreign key %zu must name 1 to 16 fields, as many on each "
+				    "side", i + 1);
+		if ((k->resource = strdup(res)) == NULL ||
+		    (k->fields = calloc(n, sizeof(size_t))) == NULL ||
+		    (k->ref_fields = calloc(n, sizeof(char *))) == NULL)
+			return -ENOMEM;
+		for (size_t j = 0; j < n; j++) {
+			const char *a = json_string_value(mine[j]), *b = json_string_value(theirs[j]);
+			long f = a != NULL ? field_named(s, a) : -1;
+			if (f < 0 || b == NULL || b[0] == '\0')
+				return fail(why, "foreign key %zu: \"%s\" is not a field of this schema, "
+					    "or a referenced field name is not a string", i + 1,
+					    a != NULL ? a : "?");
+			k->fields[j] = (size_t)f;
+			if ((k->ref_fields[j] = strdup(b)) == NULL)
+				return -ENOMEM;
+			k->nfields++;
+		}
+	}
+	return 0;
+}
+
 /* Schema ids become dataset table names and file names: keep them plain. */
 static int valid_id(const char *id)
 {
@@ -1229,7 +1315,8 @@ int schema_parse(const char *json, size_t len, struct schema **out, char **why)
 			goto out;
 	}
 	if ((rc = check_spellings(s, why)) < 0 ||
-	    (rc = parse_pk(s, json_object_get(root, "primaryKey"), why)) < 0)
+	    (rc = parse_pk(s, json_object_get(root, "primaryKey"), why)) < 0 ||
+	    (rc = parse_valid_and_fkeys(s, json_object_get(root, "foreignKeys"), why)) < 0)
 		goto out;
 
 	if ((s->json = malloc(len + 1)) == NULL) {

@@ -11,6 +11,15 @@
  * header spellings accepted for the column. "primaryKey" names one or more
  * fields. "missingValues" defaults to [""]: such a cell is NULL.
  *
+ * Valid time: a date or datetime field may carry "x-valid": "from" (the
+ * row is in force from that day on, e.g. the address registry's 効力発生日)
+ * or "until" (in force before that day, e.g. 廃止日); one of each at most.
+ * A NULL bound is open. qry.h's valid_at option reads them.
+ *
+ * "foreignKeys" (Table Schema): [{"fields": F, "reference": {"resource":
+ * R, "fields": G}}] where R names a dataset ("address" for every
+ * publisher's, or "<member>/<name>"); publish checks them (publish.h).
+ *
  * Built-in schemas (the standard municipal datasets and the real layouts
  * that have no standard) are compiled into the program; schema_resolve()
  * takes "id@version" for those, or a path to a JSON file.
@@ -67,6 +76,16 @@ struct schema_field {
 	size_t nenum;
 	char **true_values, **false_values;  /* boolean spellings */
 	size_t ntrue, nfalse;
+	enum { SCHEMA_VALID_NONE = 0, SCHEMA_VALID_FROM, SCHEMA_VALID_UNTIL } valid;  /* "x-valid" */
+};
+
+/* A foreign key: fields of this schema whose values must be a key of the
+ * referenced dataset's fields ref_fields (as many, in order). */
+struct schema_fkey {
+	size_t *fields;     /* indexes into the schema's fields */
+	size_t nfields;
+	char *resource;     /* "name" or "<member>/<name>" */
+	char **ref_fields;
 };
 
 struct schema {
@@ -78,6 +97,8 @@ struct schema {
 	size_t nfields;
 	size_t *pk;         /* indexes into fields */
 	size_t npk;
+	struct schema_fkey *fkeys;
+	size_t nfkeys;
 	char *json;         /* the document as registered (NUL-terminated) */
 	size_t json_len;
 	uint8_t digest[32]; /* SHA-256 of json */

@@ -27,6 +27,10 @@ int cmd_verify(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_redact(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_query(int argc, char **argv);
 
 /* Warn on stderr when trust list l does not let member publish with the
  * signing key pub: not a member, another key, no publisher role, revoked

@@ -523,7 +523,7 @@ static void print_text(const struct opts *o, const struct audit_report *r,
 		printf("  %s  %" PRIu64 " heads, sizes %" PRIu64 " to %" PRIu64 "\n", buf,
 		       r->keys[i].heads, r->keys[i].first_size, r->keys[i].last_size);
 	}
-	printf("cosignatures: %zu valid, %zu invalid, %zu of heads no node served\n",
+	printf("cosignatures: %zu valid, %zu invalid, %zu naming heads no node served\n",
 	       r->cosigs_valid, r->cosigs_invalid, r->cosigs_unmatched);
 	for (size_t i = 0; i < r->nnotes; i++)
 		printf("note: %s\n", r->notes[i]);
@@ -729,7 +729,7 @@ static int export_bundle(const char *dir, const struct opts *o, const struct aud
 {
 	static const char *const subdirs[] = { "entries", "heads", "keys", "trust", "fork" };
 	const struct audit_head *newest = NULL;
-	char name[256], kf[64], hex[65];
+	char name[4200], kf[64], hex[65];
 	struct sig_key *key = NULL;
 	FILE *roots = NULL, *fp = NULL;
 	size_t nheads = 0;
@@ -799,15 +799,13 @@ static int export_bundle(const char *dir, const struct opts *o, const struct aud
 		}
 		trust_signed_fini(&s);
 	}
-	if (rc == 0 && newest != NULL) {
-		char from[4200], to[4200];
-		snprintf(from, sizeof(from), "%s/%s", dir, key_file(newest->key_id, kf, sizeof(kf)));
-		snprintf(to, sizeof(to), "%s/publisher.pub.pem", dir);
-		struct sig_key *k = NULL;
-		if ((rc = sig_key_load_public(from, &k)) == 0)
-			rc = sig_key_write_public_pem(k, to);
-		sig_key_destroy(&k);
-	}
+	for (size_t i = 0; rc == 0 && newest != NULL && i < r->nkeys; i++)
+		if (memcmp(r->keys[i].key_id, newest->key_id, SIG_KEYID_LEN) == 0 &&
+		    (rc = sig_key_from_raw_public(r->keys[i].raw, &key)) == 0) {
+			snprintf(name, sizeof(name), "%s/publisher.pub.pem", dir);
+			rc = sig_key_write_public_pem(key, name);
+			sig_key_destroy(&key);
+		}
 	if (rc == 0)
 		rc = write_file(dir, "verify-bundle.sh", audit_verify_bundle_sh,
 				audit_verify_bundle_sh_len, NULL, 0);
@@ -942,7 +940,7 @@ out:
 static int check(const struct opts *o, const struct audit_blob *pin, const char *anchor)
 {
 	struct audit_row_proof pr = { 0 };
-	struct audit_proof_info info;
+	struct audit_proof_info info = { 0 };
 	uint8_t *buf = NULL;
 	size_t len;
 	char why[600], ht[32], et[32], kid[17];

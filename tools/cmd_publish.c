@@ -15,6 +15,7 @@
 
 static const char publish_usage[] =
 	"usage: musubi publish --dir DATADIR --dataset NAME --schema ID@VERSION|FILE.json\n"
+	"                      [--mapping NAME|FILE.json] [--license URL|NAME]\n"
 	"                      [--dry-run] [--ignore-extra-columns] [--max-errors N]\n"
 	"                      [--batch-rows N] [--access public|members] [--json] FILE.csv\n\n"
 	"Validate FILE.csv (UTF-8 or Shift_JIS) against the schema, compare it with the\n"
@@ -22,7 +23,12 @@ static const char publish_usage[] =
 	"rows), signed by the node's key. Any error in the file appends nothing: the\n"
 	"errors name the line, the column, the value and the rule. FILE.csv may be -\n"
 	"for standard input.\n\n"
-	"  --dry-run               validate and show what would change; write nothing\n"
+	"  --mapping NAME|FILE     bring the file's layout onto the schema first (a built-in\n"
+	"                          mapping, e.g. gsi-to-evacuation_space, or a mapping file;\n"
+	"                          see docs/DATA.md); --schema defaults to the mapping's\n"
+	"  --license URL|NAME      the data's licence, shown in the DCAT catalogue\n"
+	"  --dry-run               validate and show what would change, with sample keys;\n"
+	"                          write nothing\n"
 	"  --ignore-extra-columns  drop columns that the schema does not have\n"
 	"  --max-errors N          list at most N errors (default 20)\n"
 	"  --batch-rows N          entries per signed batch (default 25000)\n"
@@ -49,6 +55,23 @@ static void print_json(const struct publish_result *r, int rc, int dry_run)
 			      "old_size", (json_int_t)r->old_size, "new_size", (json_int_t)r->new_size,
 			      "batches", (json_int_t)r->batches, "root", root,
 			      "error_count", (json_int_t)r->nerrors, "errors", errs);
+	if (o != NULL && r->has_mapping) {
+		char msha[65];
+		sig_hex(r->mapping_sha256, 32, msha);
+		json_object_set_new(o, "mapping_sha256", json_string(msha));
+	}
+	if (o != NULL && dry_run) {
+		json_t *samples = json_object();
+		for (size_t i = 0; i < r->nsamples; i++) {
+			const char *kind = r->samples[i].op == 'a' ? "added" :
+					   r->samples[i].op == 'c' ? "changed" : "deleted";
+			json_t *list = json_object_get(samples, kind);
+			if (list == NULL)
+				json_object_set_new(samples, kind, list = json_array());
+			json_array_append_new(list, json_string(r->samples[i].key));
+		}
+		json_object_set_new(o, "sample_keys", samples);
+	}
 	char *s = json_dumps(o, JSON_COMPACT);
 	if (s != NULL)
 		puts(s);
@@ -85,8 +108,27 @@ static void print_text(const struct publish_result *r, int rc, const char *path,
 	       (unsigned long long)r->rows, csv_encoding_name(r->encoding),
 	       (unsigned long long)r->added, (unsigned long long)r->changed,
 	       (unsigned long long)r->deleted, (unsigned long long)r->unchanged);
-	if (dry_run)
+	if (dry_run) {
+		static const struct {
+			char op;
+			const char *label;
+		} kinds[] = { { 'a', "new" }, { 'c', "changed" }, { 'd', "deleted" } };
+		for (size_t k = 0; k < 3; k++) {
+			int first = 1;
+			for (size_t i = 0; i < r->nsamples; i++) {
+				if (r->samples[i].op != kinds[k].op)
+					continue;
+				if (first)
+					printf("  %s, for example: %s", kinds[k].label, r->samples[i].key);
+				else
+					printf("; %s", r->samples[i].key);
+				first = 0;
+			}
+			if (!first)
+				printf("\n");
+		}
 		return;
+	}
 	if (r->batches == 0)
 		printf("nothing to append: the log stays at %llu entries\n",
 		       (unsigned long long)r->old_size);
@@ -108,6 +150,8 @@ int cmd_publish(int argc, char **argv)
 		{ "batch-rows", required_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "access", required_argument, NULL, 'A' },
+		{ "mapping", required_argument, NULL, 'm' },
+		{ "license", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -131,6 +175,8 @@ int cmd_publish(int argc, char **argv)
 		case 'E': o.max_errors = strtoul(optarg, NULL, 10); break;
 		case 'B': o.batch_rows = strtoull(optarg, NULL, 10); break;
 		case 'j': json = 1; break;
+		case 'm': o.mapping_spec = optarg; break;
+		case 'L': o.license = optarg; break;
 		case 'A':
 			if (strcmp(optarg, "public") == 0) {
 				o.access = PUBLISH_ACCESS_PUBLIC;
@@ -144,9 +190,10 @@ int cmd_publish(int argc, char **argv)
 		default: return fputs(publish_usage, stderr), EXIT_USAGE;
 		}
 	}
-	if (dir == NULL || o.dataset == NULL || o.schema_spec == NULL || optind + 1 != argc) {
-		cli_error("publish", "--dir, --dataset, --schema and one FILE.csv are required "
-			  "(see --help)");
+	if (dir == NULL || o.dataset == NULL || (o.schema_spec == NULL && o.mapping_spec == NULL) ||
+	    optind + 1 != argc) {
+		cli_error("publish", "--dir, --dataset, --schema (or a --mapping that names one) and "
+			  "one FILE.csv are required (see --help)");
 		return EXIT_USAGE;
 	}
 	o.path = argv[optind];

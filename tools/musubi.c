@@ -22,6 +22,10 @@ static const struct {
 	{ "schema", cmd_schema, "list, show and compare table schemas" },
 	{ "redact", cmd_redact, "remove an entry's payload, keeping every proof" },
 	{ "trust", cmd_trust, "keep the federation's trust list: members, keys, anchors" },
+	{ "export", cmd_export, "write a dataset as CSV/JSONL/GeoJSON, or the catalogue as DCAT or a Data Package" },
+	{ "audit", cmd_audit, "check a dataset's signed history across nodes; prove rows" },
+	{ "backup", cmd_backup, "copy a data directory consistently while the node runs" },
+	{ "query", cmd_query, "SQL over the datasets, with the signed heads that answered" },
 };
 
 static void usage(FILE *out)

@@ -37,11 +37,11 @@ GNUTIME=
 /usr/bin/time --version 2>&1 | grep -q GNU && GNUTIME=1
 
 # measure NAME CMD...: run CMD (output in $WORK/NAME.out) and add a line
-# "seconds peak_rss_kB peak_anon_kB cpu_seconds" to $WORK/NAME.m. Peak RSS counts the
-# pages of LMDB's read-only map that the process touched, which are page
-# cache, so the peak of anonymous memory (heap; sampled from /proc every
-# 20 ms) is kept too. Dirty pages of earlier steps are synced first so that
-# no step pays for another's writeback. Wall time includes process start.
+# "seconds peak_rss_kB peak_anon_kB cpu_seconds" to $WORK/NAME.m. Peak RSS
+# counts the pages of LMDB's read-only map that the process touched, which
+# are page cache, so the peak of anonymous memory (heap; sampled from /proc
+# every 20 ms) is kept too. Dirty pages of earlier steps are synced first so
+# that no step pays for another's writeback. Wall time includes start-up.
 measure() {
 	name=$1
 	shift
@@ -98,6 +98,9 @@ row() {
 		'{ printf "%-38s %8.2f %6.2f %10.0f %9.1f %9.1f %7s\n", label, $1, $4,
 		   ($1 > 0 ? r / $1 : 0), $2 / 1024, $3 / 1024, disk }'
 }
+publish() {
+	measure "$1" "$MUSUBI" publish --dir "$WORK/node" --dataset bench --schema "$SCHEMA" "$2"
+}
 disk_mb() { du -sk "$1" | awk '{ printf "%.1f", $1 / 1024 }'; }
 
 echo "generating $ROWS rows..." >&2
@@ -113,10 +116,10 @@ while [ "$i" -lt "$REPEAT" ]; do
 	echo "run $i of $REPEAT: musubi..." >&2
 	measure keygen "$MUSUBI" keygen --out "$WORK/keys"
 	measure init "$MUSUBI" init --dir "$WORK/node" --member 011002 --key "$WORK/keys"
-	measure publish "$MUSUBI" publish --dir "$WORK/node" --dataset bench --schema "$SCHEMA" "$WORK/v0.csv"
+	publish publish "$WORK/v0.csv"
 	musubi_disk=$(disk_mb "$WORK/node")
-	measure again "$MUSUBI" publish --dir "$WORK/node" --dataset bench --schema "$SCHEMA" "$WORK/v0.csv"
-	measure changed "$MUSUBI" publish --dir "$WORK/node" --dataset bench --schema "$SCHEMA" "$WORK/v1.csv"
+	publish again "$WORK/v0.csv"
+	publish changed "$WORK/v1.csv"
 
 	echo "run $i of $REPEAT: sqlite3..." >&2
 	measure sqlite "$SQLITE3" "$WORK/sqlite.db" ".mode csv" ".import '$WORK/v0.csv' t"

@@ -16,6 +16,8 @@
 #                           keep the best (default 1)
 #   PUBLISHES=N             small publishes for the latency (default 100)
 #   SYNC_MS=N               musubid sync-interval-ms (default: its own)
+#   PERF=FILE               record B's first sync with perf (call graphs)
+#   KEEP=1                  keep the work directory (stores, logs)
 set -eu
 
 ENTRIES=${1:-1000000}
@@ -50,7 +52,7 @@ stop() {
 }
 cleanup() {
 	for id in C B A; do stop $id; done
-	rm -rf "$WORK"
+	if [ -n "${KEEP:-}" ]; then echo "bench_replicate: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -133,8 +135,11 @@ while [ "$i" -lt "$REPEAT" ]; do
 	"$BASELINE" "$WORK/A" "$DATASET" "$WORK/baseline" >>"$WORK/baseline.out"
 done
 rm -rf "$WORK/baseline"
-# "... (442.7 MB, ...) in 2.676 s ...": the best time, and the bytes.
-base_s=$(sed -n 's/.* in \([0-9.]*\) s .*/\1/p' "$WORK/baseline.out" | sort -n | head -n 1)
+# "N entries (442.7 MB, ...) in 2.676 s (...); cpu 1.69 s receiver + 1.00 s sender"
+# becomes "2.676 1.69 1.00"; the fastest run counts.
+base=$(sed -n 's/.* in \([0-9.]*\) s .*cpu \([0-9.]*\) s receiver + \([0-9.]*\) s sender/\1 \2 \3/p' \
+	"$WORK/baseline.out" | sort -n | head -n 1)
+base_s=${base%% *}
 entry_mb=$(sed -n 's/.*entries (\([0-9.]*\) MB.*/\1/p' "$WORK/baseline.out" | head -n 1)
 
 start A
@@ -150,6 +155,10 @@ sync_run() {
 	t=$(now)
 	start B --config "$WORK/B.conf" --peer $A
 	bpid=$(cat "$WORK/B.pid")
+	if [ -n "${PERF:-}" ] && [ ! -e "$PERF" ]; then
+		perf record -q --call-graph dwarf,16384 -F 250 -o "$PERF" -p "$bpid" 2>/dev/null &
+		echo $! >"$WORK/perf.pid"
+	fi
 	while [ "$(entries B "$DATASET")" != "$ENTRIES" ]; do
 		if ! kill -0 "$bpid" 2>/dev/null; then
 			echo "bench_replicate: musubid B exited during the sync:" >&2
@@ -163,6 +172,11 @@ sync_run() {
 		'BEGIN { printf "%.2f", b - a }') $(awk '/^VmHWM/ { print $2 }' "/proc/$bpid/status")" \
 		>>"$WORK/sync-$1:$2.m"
 	cp "$WORK/B.log" "$WORK/sync-$1:$2.log"
+	if [ -f "$WORK/perf.pid" ]; then
+		kill -INT "$(cat "$WORK/perf.pid")"
+		wait "$(cat "$WORK/perf.pid")" || true
+		rm -f "$WORK/perf.pid"
+	fi
 	stop B
 }
 for s in $SETTINGS; do
@@ -217,10 +231,13 @@ awk -v n="$ENTRIES" -v mb="$entry_mb" -v cpus="$(nproc)" 'BEGIN {
 echo "best of $REPEAT run(s); load average before: $load0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "publish into A: $publish_s s"
 echo
+# cpu: the receiving side (B, or baseline_zmq's receiver) and the sending
+# side (A, or baseline_zmq's sender), user + system, all threads.
 printf "%-42s %8s %10s %7s %7s %7s %9s\n" "" seconds entries/s ratio "B cpu" "A cpu" "B RSS"
 printf "%-42s %8s %10s %7s %7s %7s %9s\n" "" "" "" "" s s MB
-awk -v s="$base_s" -v n="$ENTRIES" 'BEGIN {
-	printf "%-42s %8.2f %10.0f %7.2f %7s %7s %9s\n", "baseline_zmq (no protocol)", s, n / s, 1, "-", "-", "-" }'
+echo "$base" | awk -v n="$ENTRIES" '{
+	printf "%-42s %8.2f %10.0f %7.2f %7.2f %7.2f %9s\n", "baseline_zmq (no protocol)", $1, n / $1, 1,
+	       $2, $3, "-" }'
 for s in $SETTINGS; do
 	best "$s" | awk -v label="musubid window ${s%:*}, batch-bytes ${s#*:}" -v n="$ENTRIES" \
 		-v b="$base_s" '{
@@ -229,9 +246,11 @@ for s in $SETTINGS; do
 done
 echo
 for s in $SETTINGS; do echo "$(best "$s") $s"; done | sort -n | head -n 1 |
-	awk -v b="$base_s" '{ split($5, w, ":")
-		printf "best setting: window %s, batch-bytes %s: musubid / baseline = %.2f (aim >= 0.6)\n",
-		       w[1], w[2], b / $1 }'
+	awk -v base="$base" '{ split($5, w, ":"); split(base, b, " ")
+		printf "best setting: window %s, batch-bytes %s\n", w[1], w[2]
+		printf "musubid entries/s / baseline entries/s:  %5.2f  (aim >= 0.6)\n", b[1] / $1
+		printf "by CPU time, baseline / musubid:         %5.2f  (receiver %.2f, sender %.2f)\n",
+		       (b[2] + b[3]) / ($2 + $3), b[2] / $2, b[3] / $3 }'
 sort -n "$WORK/latency.out" | awk -v want="$PUBLISHES" '{ v[NR] = $1 } END {
 	if (NR < want) { printf "latency: only %d of %d publishes measured\n", NR, want; exit }
 	printf "publish on A -> stored and verified on C via B, %d publishes of 10 rows:\n", NR

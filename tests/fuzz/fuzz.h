@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "rec.h"
 #include "sig.h"
 #include "store.h"
@@ -41,11 +43,24 @@ int fuzz_key_fn(void *ctx, struct store_txn *t, const struct rec_head *h, struct
  * signed by that anchor: SignedTrustList bytes into out. */
 int fuzz_trust_list(struct rec_buf *out);
 
+/* A store holding fuzz_trust_list(), made on first use in a temporary
+ * directory that is removed at exit; only read from. */
+struct store *fuzz_trust_store(void);
+
 /* A new store without fsync in a fresh directory under $TMPDIR (dir is
  * written, at least 64 bytes); fuzz_store_drop closes it and removes the
  * directory. */
 int fuzz_store_new(char *dir, size_t cap, struct store **st);
 void fuzz_store_drop(char *dir, struct store **st);
+
+/*
+ * Unpack a protobuf message of any type and check that packing it gives
+ * bytes that unpack and pack again to the same bytes (so, the same
+ * fields). The message, or NULL when buf does not decode, is the caller's
+ * to free with protobuf_c_message_free_unpacked().
+ */
+ProtobufCMessage *fuzz_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+			      size_t len);
 
 /*
  * The invariants. Decoders must refuse or accept without reading past
@@ -55,14 +70,20 @@ void fuzz_store_drop(char *dir, struct store **st);
  * Heads reply, ...) are checked in turn.
  */
 void fuzz_check_row(const uint8_t *buf, size_t len);
+/* Entry bytes as stored and served: an Entry, or a redaction stub
+ * (REDACT_MARKER, then a RedactedEntry) whose notice is checked too. */
 void fuzz_check_entry(const uint8_t *buf, size_t len);
 void fuzz_check_tree_head(const uint8_t *buf, size_t len);
 /* Also: a head whose signature verifies under the test key re-encodes to
  * exactly the bytes that were signed. */
 void fuzz_check_signed_head(const uint8_t *buf, size_t len);
-/* st, when not NULL, holds fuzz_trust_list(): then cosign_check must agree
- * with cosign_decode and accept exactly the test member's signatures. */
-void fuzz_check_cosign(const uint8_t *buf, size_t len, struct store *st);
+/* cosign_check (on fuzz_trust_store()) agrees with cosign_decode and
+ * accepts exactly the test member's signatures. */
+void fuzz_check_cosign(const uint8_t *buf, size_t len);
+/* A SignedRedaction: redact_check, with a resolver that names the test
+ * key, accepts a notice exactly when the test key signed it for a dataset
+ * of its publisher. */
+void fuzz_check_redaction(const uint8_t *buf, size_t len);
 void fuzz_check_trust(const uint8_t *buf, size_t len);
 /* The payload of an envelope of type (a Musubi__MsgType value). */
 void fuzz_check_payload(int type, const uint8_t *buf, size_t len);

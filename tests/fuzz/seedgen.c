@@ -2,12 +2,15 @@
  * seedgen.c - writes the fuzz seed corpora from real messages: it
  * publishes rows of a real municipal file (Yaizu's public wireless LAN
  * spots) into throw-away nodes through the real publish pipeline, signed
- * with the test key as member FUZZ_MEMBER, then dumps what the store holds
- * (entries, rows, signed heads, proofs) and builds from them every wire
- * message a node sends, as the node builds them.
+ * with the test key as member FUZZ_MEMBER of the test trust list, redacts
+ * one entry, then dumps what the store holds (entries, a redaction stub,
+ * rows, signed heads, proofs) and builds from them every wire message a
+ * node sends, as the node builds them, and a row proof as musubi audit
+ * exports it.
  *
  * usage: fuzz_seedgen OUTDIR DATADIR     (run by tests/fuzz/make-corpus)
- * Writes OUTDIR/{entry,row,head,cosign,trust,wire,envelope,ingest}/.
+ * Writes OUTDIR/{entry,row,head,cosign,trust,wire,envelope,ingest,
+ * audit_bundle}/.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,13 +19,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit.h"
 #include "cosign.h"
 #include "fuzz.h"
 #include "head.h"
 #include "merkle.h"
 #include "mu_err.h"
 #include "publish.h"
+#include "redact.h"
 #include "schema.h"
+#include "trust.h"
 #include "wire.h"
 
 #define DATASET FUZZ_MEMBER "/public_wireless_lan"
@@ -83,11 +89,56 @@ static int init_meta(struct store_txn *t, void *ctx)
 	return rc < 0 ? rc : store_meta_put(t, "signing_pub", fuzz_key_raw(), SIG_PUBKEY_LEN);
 }
 
+/* A node of member FUZZ_MEMBER in the test trust list: its heads are
+ * signed under trust list version 1. */
 static void node_new(struct node *n)
 {
+	struct rec_buf list = { 0 };
+	char why[256];
+
 	if (fuzz_store_new(n->dir, sizeof(n->dir), &n->st) < 0 ||
-	    store_write(n->st, init_meta, NULL) < 0)
+	    store_write(n->st, init_meta, NULL) < 0 || fuzz_trust_list(&list) < 0 ||
+	    trust_store_list(n->st, list.data, list.len, why, sizeof(why)) < 0)
 		die("cannot make a node under $TMPDIR");
+	rec_buf_fini(&list);
+}
+
+struct redaction {
+	struct rec_buf notice;
+	uint64_t seq;
+};
+
+static int redact_fn(struct store_txn *t, void *ctx)
+{
+	struct redaction *r = ctx;
+	struct redact_notice n;
+	char why[256];
+	int rc = redact_check(t, r->notice.data, r->notice.len, fuzz_key_fn, NULL, &n, why,
+			      sizeof(why));
+
+	return rc < 0 ? rc : redact_apply(t, r->notice.data, r->notice.len, &n);
+}
+
+/* Redact entry seq of the node's log as its publisher does. */
+static void redact(struct node *n, uint64_t seq, struct redaction *r)
+{
+	struct store_txn t;
+	struct store_dataset ds;
+	const uint8_t *buf;
+	size_t len;
+	merkle_hash leaf;
+
+	if (store_read_begin(n->st, &t) < 0 || store_dataset_get(&t, DATASET, &ds) < 0 ||
+	    store_entry_get(&t, ds.local_id, seq, &buf, &len) < 0)
+		die("no entry %llu to redact", (unsigned long long)seq);
+	merkle_leaf_hash(buf, len, leaf);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+	r->seq = seq;
+	if (redact_make(fuzz_key(), FUZZ_MEMBER, 1, DATASET, seq, leaf,
+			"personal data published by mistake", &r->notice) < 0 ||
+	    store_write(n->st, redact_fn, r) < 0)
+		die("cannot redact entry %llu", (unsigned long long)seq);
 }
 
 /* Publish the header and data rows first..last (1-based) of the source
@@ -128,6 +179,7 @@ struct log {
 	size_t nheads;
 	merkle_hash incl[MERKLE_MAX_DEPTH], cons[MERKLE_MAX_DEPTH];
 	size_t nincl, ncons;
+	uint64_t redactions;
 };
 
 static uint8_t *copy(const uint8_t *p, size_t len)
@@ -165,8 +217,9 @@ static void dump(struct node *n, struct log *l)
 		l->head_size[l->nheads++] = size;
 	}
 	struct store_tree tree = { &t, ds.local_id };
-	if (ds.size < 8 || merkle_inclusion_proof(2, 8, store_tree_get, &tree, l->incl, &l->nincl) < 0 ||
-	    merkle_consistency_proof(4, 8, store_tree_get, &tree, l->cons, &l->ncons) < 0)
+	if (ds.size >= 8 &&
+	    (merkle_inclusion_proof(2, 8, store_tree_get, &tree, l->incl, &l->nincl) < 0 ||
+	     merkle_consistency_proof(4, 8, store_tree_get, &tree, l->cons, &l->ncons) < 0))
 		die("no proofs of %s", DATASET);
 	store_dataset_fini(&ds);
 	store_read_end(&t);
@@ -194,6 +247,7 @@ static void heads_msg(const struct log *l, const uint64_t *sizes, size_t n, Musu
 		info[i].signed_head.data = l->head[k];
 		info[i].signed_head.len = l->head_len[k];
 		info[i].public_ = 1;
+		info[i].redactions = l->redactions;
 		ptrs[i] = &info[i];
 	}
 	h->n_heads = n;
@@ -277,7 +331,7 @@ static void cosig(const struct log *l, size_t k, const char *witness, struct rec
 	head_signed_fini(&hs);
 }
 
-static void records(const struct log *a, const struct log *b)
+static void records(const struct log *a, const struct log *b, const struct redaction *red)
 {
 	struct rec_entry_decoded *d;
 	struct head_signed hs;
@@ -295,6 +349,8 @@ static void records(const struct log *a, const struct log *b)
 		rec_entry_free(&d);
 	}
 	save("entry", "fork-seq0", b->entry[0], b->entry_len[0], NULL, 0);
+	snprintf(name, sizeof(name), "stub-seq%llu", (unsigned long long)red->seq);
+	save("entry", name, a->entry[red->seq], a->entry_len[red->seq], NULL, 0);
 	/* A row of every kind of value, as rec_row_encode writes it. */
 	struct mu_value v[6] = { { .kind = MU_VAL_NULL }, { .kind = MU_VAL_TEXT, .text = "焼津市",
 		.len = 9 }, { .kind = MU_VAL_INT, .i = -222127 }, { .kind = MU_VAL_NUM, .d = 34.863094 },
@@ -324,7 +380,30 @@ static void records(const struct log *a, const struct log *b)
 	rec_buf_fini(&r);
 }
 
-static void messages(const struct log *a)
+/* A row proof of entry 2 in the head at size 8, as musubi audit exports
+ * it, pinned to the test trust list. */
+static void audit_seed(const struct log *a)
+{
+	struct rec_buf list = { 0 };
+	struct audit_row_proof p;
+	size_t k = head_at(a, 8);
+	char why[512], *json = NULL;
+
+	if (fuzz_trust_list(&list) < 0)
+		die("no trust list");
+	struct audit_blob entry = { a->entry[2], a->entry_len[2] };
+	struct audit_blob head = { a->head[k], a->head_len[k] };
+	struct audit_blob trust = { list.data, list.len };
+	if (audit_proof_make(DATASET, 2, &entry, a->incl, a->nincl, &head, &trust, 1, &trust, &p,
+			     why, sizeof(why)) < 0 || audit_proof_encode(&p, &json) < 0)
+		die("cannot make a row proof: %s", why);
+	save("audit_bundle", "row-proof-seq2.json", json, strlen(json), NULL, 0);
+	free(json);
+	audit_proof_fini(&p);
+	rec_buf_fini(&list);
+}
+
+static void messages(const struct log *a, const struct redaction *red)
 {
 	static uint32_t one[] = { WIRE_VERSION };
 	static char *datasets[] = { DATASET };
@@ -451,6 +530,82 @@ static void messages(const struct log *a)
 	cos.cosigs = cbins;
 	payload("cosigs", MUSUBI__MSG_TYPE__MSG_COSIGS, &cos.base);
 
+	Musubi__GetRedactions gr = MUSUBI__GET_REDACTIONS__INIT;
+	gr.dataset = DATASET;
+	payload("get-redactions", MUSUBI__MSG_TYPE__MSG_GET_REDACTIONS, &gr.base);
+
+	Musubi__Redactions rs = MUSUBI__REDACTIONS__INIT;
+	ProtobufCBinaryData notices[] = { { red->notice.len, red->notice.data } };
+	rs.n_notices = 1;
+	rs.notices = notices;
+	payload("redactions", MUSUBI__MSG_TYPE__MSG_REDACTIONS, &rs.base);
+
+	Musubi__Query q = MUSUBI__QUERY__INIT;
+	q.sql = "SELECT 名称, 緯度, 経度 FROM " NAME " WHERE 緯度 > 34.8 ORDER BY _seq";
+	q.timeout_ms = 5000;
+	q.explain = 1;
+	payload("query", MUSUBI__MSG_TYPE__MSG_QUERY, &q.base);
+
+	/* rows as a scan sends them: the columns asked for, then _publisher,
+	 * _seq, _hash, _head_size */
+	struct rec_buf row = { 0 };
+	uint8_t hash[32];
+	char hex[65];
+	merkle_leaf_hash(a->entry[0], a->entry_len[0], hash);
+	sig_hex(hash, sizeof(hash), hex);
+	struct mu_value v[6] = {
+		{ .kind = MU_VAL_TEXT, .text = "市役所アトレ庁舎１階", .len = 30 },
+		{ .kind = MU_VAL_NUM, .d = 34.863094 },
+		{ .kind = MU_VAL_TEXT, .text = FUZZ_MEMBER, .len = 6 },
+		{ .kind = MU_VAL_INT, .i = 0 },
+		{ .kind = MU_VAL_TEXT, .text = hex, .len = 64 },
+		{ .kind = MU_VAL_INT, .i = 10 },
+	};
+	if (rec_row_encode(v, 6, &row) < 0)
+		die("cannot encode a row");
+	ProtobufCBinaryData rows[] = { { row.len, row.data } };
+
+	Musubi__Column col_name = MUSUBI__COLUMN__INIT, col_lat = MUSUBI__COLUMN__INIT;
+	Musubi__Column *cols[] = { &col_name, &col_lat };
+	col_name.name = "名称";
+	col_name.decltype = "TEXT";
+	col_lat.name = "緯度";
+	col_lat.decltype = "REAL";
+	Musubi__QueryResult qr = MUSUBI__QUERY_RESULT__INIT;
+	qr.n_columns = 2;
+	qr.columns = cols;
+	qr.n_rows = 1;
+	qr.rows = rows;
+	qr.manifest = "{\"tables\":{\"" NAME "\":[{\"publisher\":\"" FUZZ_MEMBER "\","
+		      "\"node\":\"local\",\"head_size\":10}]},\"partial\":false}";
+	payload("query-result", MUSUBI__MSG_TYPE__MSG_QUERY_RESULT, &qr.base);
+
+	Musubi__Value lat = MUSUBI__VALUE__INIT;
+	lat.kind_case = MUSUBI__VALUE__KIND_NUMBER;
+	lat.number = 34.8;
+	Musubi__Constraint con = MUSUBI__CONSTRAINT__INIT, *cons[] = { &con };
+	con.column = "緯度";
+	con.op = ">";
+	con.value = &lat;
+	static char *wanted[] = { "名称", "緯度" };
+	Musubi__Scan sc = MUSUBI__SCAN__INIT;
+	sc.table = NAME;
+	sc.publisher = FUZZ_MEMBER;
+	sc.n_columns = 2;
+	sc.columns = wanted;
+	sc.n_constraints = 1;
+	sc.constraints = cons;
+	sc.limit = 1000;
+	payload("scan", MUSUBI__MSG_TYPE__MSG_SCAN, &sc.base);
+
+	Musubi__ScanRows sr2 = MUSUBI__SCAN_ROWS__INIT;
+	size_t last = a->nheads - 1;
+	sr2.n_rows = 1;
+	sr2.rows = rows;
+	sr2.signed_head = (ProtobufCBinaryData){ a->head_len[last], a->head[last] };
+	payload("scan-rows", MUSUBI__MSG_TYPE__MSG_SCAN_ROWS, &sr2.base);
+	rec_buf_fini(&row);
+
 	/* An envelope of a protocol version nobody speaks. */
 	Musubi__Envelope env = MUSUBI__ENVELOPE__INIT;
 	struct rec_buf e = { 0 };
@@ -468,8 +623,9 @@ static void messages(const struct log *a)
 }
 
 /* Batches as sync sends them: one and several heads, in steps, the
- * deletes at the end, a batch sent twice, and a fork. */
-static void ingest(const struct log *a, const struct log *b)
+ * deletes and a redacted entry, a batch sent twice, a fork, and a log
+ * whose redacted upsert is deleted later. */
+static void ingest(const struct log *a, const struct log *b, const struct log *c)
 {
 	struct rec_buf in = { 0 };
 	const uint64_t s4 = 4, s8 = 8, s48[] = { 4, 8 }, s10 = 10;
@@ -487,13 +643,16 @@ static void ingest(const struct log *a, const struct log *b)
 	frame(&in, b, &s4, 1, 4, 4);
 	frame(&in, b, &s8, 1, 4, 8);
 	ingest_seed("fork", &in);
+	frame(&in, c, &c->head_size[c->nheads - 1], 1, 0, c->n);
+	ingest_seed("redacted-then-deleted", &in);
 	rec_buf_fini(&in);
 }
 
 int main(int argc, char **argv)
 {
-	struct node a = { 0 }, b = { 0 };
-	struct log la, lb;
+	struct node a = { 0 }, b = { 0 }, c = { 0 };
+	struct redaction red = { 0 }, red_c = { 0 };
+	struct log la, lb, lc;
 	char src[512];
 
 	if (argc != 3) {
@@ -503,22 +662,32 @@ int main(int argc, char **argv)
 	outdir = argv[1];
 	snprintf(src, sizeof(src), "%s/public_wireless_lan/222127_yaizu.csv", argv[2]);
 	/* Node a: rows 1..8 (heads at 4 and 8), then rows 3 and 6 gone (two
-	 * deletes, head at 10). Node b, the same key: rows 9..16, a second
-	 * history of the same dataset (a fork). */
+	 * deletes, head at 10), then entry 4 redacted. Node b, the same key:
+	 * rows 9..16, a second history of the same dataset (a fork). Node c:
+	 * rows 1..2, then row 2 deleted, then its upsert redacted. */
 	node_new(&a);
 	publish_rows(&a, src, 1, 8, 0, 0);
 	publish_rows(&a, src, 1, 8, 3, 6);
+	redact(&a, 4, &red);
 	node_new(&b);
 	publish_rows(&b, src, 9, 16, 0, 0);
+	node_new(&c);
+	publish_rows(&c, src, 1, 2, 0, 0);
+	publish_rows(&c, src, 1, 1, 0, 0);
+	redact(&c, 1, &red_c);
 	dump(&a, &la);
 	dump(&b, &lb);
+	dump(&c, &lc);
 	if (la.n != 10 || la.nheads != 3 || lb.nheads != 2)
 		die("unexpected logs: %zu entries, %zu and %zu heads", la.n, la.nheads, lb.nheads);
-	records(&la, &lb);
-	messages(&la);
-	ingest(&la, &lb);
+	la.redactions = 1;
+	records(&la, &lb, &red);
+	messages(&la, &red);
+	audit_seed(&la);
+	ingest(&la, &lb, &lc);
 	fuzz_store_drop(a.dir, &a.st);
 	fuzz_store_drop(b.dir, &b.st);
+	fuzz_store_drop(c.dir, &c.st);
 	for (size_t i = 0; i < la.n; i++)
 		free(la.entry[i]);
 	for (size_t i = 0; i < lb.n; i++)
@@ -527,5 +696,11 @@ int main(int argc, char **argv)
 		free(la.head[i]);
 	for (size_t i = 0; i < lb.nheads; i++)
 		free(lb.head[i]);
+	for (size_t i = 0; i < lc.n; i++)
+		free(lc.entry[i]);
+	for (size_t i = 0; i < lc.nheads; i++)
+		free(lc.head[i]);
+	rec_buf_fini(&red.notice);
+	rec_buf_fini(&red_c.notice);
 	return 0;
 }

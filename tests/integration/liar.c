@@ -26,6 +26,8 @@
  *   rollback       its newest head is the oldest stored; GET_HEADS ends there
  *   fork           a second validly signed head of its own newest size, over
  *                  a history whose last entry differs
+ *   backdate       one more entry of its own, under a validly signed head
+ *                  dated a day before the head it extends
  *   huge           the Heads reply to LIST_HEADS claims a 64 GiB field
  *   huge-entries   the Entries reply claims a 64 GiB field
  *   huge-envelope  the reply envelope's payload claims 64 GiB
@@ -63,11 +65,11 @@
 
 enum lie {
 	LIE_NONE, LIE_BADSIG, LIE_ALTERED, LIE_REORDER, LIE_DUPLICATE, LIE_ROLLBACK, LIE_FORK,
-	LIE_HUGE, LIE_HUGE_ENTRIES, LIE_HUGE_ENVELOPE, LIE_VERSION,
+	LIE_BACKDATE, LIE_HUGE, LIE_HUGE_ENTRIES, LIE_HUGE_ENVELOPE, LIE_VERSION,
 };
 static const char *const lie_names[] = {
-	"none", "badsig", "altered", "reorder", "duplicate", "rollback", "fork", "huge",
-	"huge-entries", "huge-envelope", "version",
+	"none", "badsig", "altered", "reorder", "duplicate", "rollback", "fork", "backdate",
+	"huge", "huge-entries", "huge-envelope", "version",
 };
 
 static volatile sig_atomic_t armed, stopping;
@@ -85,15 +87,24 @@ struct liar {
 	size_t nserve;
 	struct sig_key *signer;
 	void *router, *pub;
-	struct rec_buf fork_head; /* the second head of its own dataset, once made */
-	char fork_dataset[128];
-	uint64_t fork_size;
+	/* fork and backdate: a history of its own dataset it signs itself, the
+	 * stored entries [0, forged_size - 1) and then forged_entry */
+	char forged_dataset[128];
+	uint64_t forged_size;
+	struct rec_buf forged_head, forged_entry;
 };
 
 /* Is this lie being told now? */
 static int lying(const struct liar *l, enum lie which)
 {
 	return l->lie == which && armed;
+}
+
+/* Is this dataset's history being forged now? */
+static int forging(const struct liar *l, const char *name)
+{
+	return (lying(l, LIE_FORK) || lying(l, LIE_BACKDATE)) && l->forged_head.len > 0 &&
+	       strcmp(name, l->forged_dataset) == 0;
 }
 
 /* A dataset looked up in the first store that holds it; t stays open. */
@@ -129,12 +140,15 @@ static uint64_t view_size(struct liar *l, struct view *v)
 
 	if (lying(l, LIE_ROLLBACK))
 		store_head_next(&v->t, v->ds.local_id, 0, &size, &buf, &len);
+	if (forging(l, v->ds.name))
+		size = l->forged_size;
 	return size;
 }
 
-/* The entry bytes with one value of its row changed: it still decodes,
- * but its leaf hash is not the one the publisher signed. */
-static int alter_entry(const uint8_t *buf, size_t len, struct rec_buf *out)
+/* The entry bytes with one value of its row changed (and its seq set to
+ * seq): it still decodes, but its leaf hash is not the one the publisher
+ * signed. */
+static int alter_entry(const uint8_t *buf, size_t len, uint64_t seq, struct rec_buf *out)
 {
 	struct rec_entry_decoded *d = NULL;
 	struct rec_row *row = NULL;
@@ -144,6 +158,7 @@ static int alter_entry(const uint8_t *buf, size_t len, struct rec_buf *out)
 	if ((rc = rec_entry_decode(buf, len, &d)) < 0)
 		return rc;
 	struct rec_entry e = d->e;
+	e.seq = seq;
 	if (e.row != NULL && (rc = rec_row_decode(e.row, e.row_len, &row)) == 0 && row->n > 0) {
 		struct mu_value *val = &row->values[0];
 		if (val->kind == MU_VAL_INT || val->kind == MU_VAL_BOOL) {
@@ -172,17 +187,17 @@ static int alter_entry(const uint8_t *buf, size_t len, struct rec_buf *out)
 }
 
 /*
- * Make the second head of its own dataset: the stored history with its
- * last entry altered, its root, signed now with the member's real key. A
- * head any node must accept as the publisher's, and that contradicts the
- * one it already holds.
+ * Forge a history of its own dataset and sign it with the member's real
+ * key: for fork, the stored history with its last entry changed, signed
+ * now (a head any node must take as the publisher's, contradicting the
+ * one it holds); for backdate, the stored history and one more entry,
+ * signed with a time a day before the newest stored head.
  */
-static int make_fork(struct liar *l, const char *name)
+static int forge(struct liar *l, const char *name)
 {
 	struct view v;
 	struct head_signed hs = { 0 };
 	struct merkle_frontier fr;
-	struct rec_buf alt = { 0 };
 	const uint8_t *buf;
 	size_t len;
 	uint64_t size;
@@ -195,32 +210,31 @@ static int make_fork(struct liar *l, const char *name)
 	    (rc = head_decode(buf, len, &hs)) < 0)
 		goto out;
 	if (strcmp(hs.hd->h.publisher, l->member) != 0) {
-		fprintf(stderr, "liar: %s is not its own dataset: it cannot sign a fork\n", name);
+		fprintf(stderr, "liar: %s is not its own dataset: it cannot sign for it\n", name);
 		rc = MU_E_USAGE;
 		goto out;
 	}
+	l->forged_size = l->lie == LIE_FORK ? size : size + 1;
 	merkle_frontier_init(&fr);
 	for (uint64_t s = 0; s < size; s++) {
 		if ((rc = store_entry_get(&v.t, v.ds.local_id, s, &buf, &len)) < 0)
 			goto out;
-		if (s + 1 == size) {
-			if ((rc = alter_entry(buf, len, &alt)) < 0)
-				goto out;
-			buf = alt.data;
-			len = alt.len;
+		if (s + 1 == size && (rc = alter_entry(buf, len, l->forged_size - 1, &l->forged_entry)) < 0)
+			goto out;
+		if (s + 1 < l->forged_size) {
+			merkle_leaf_hash(buf, len, leaf);
+			merkle_frontier_append(&fr, leaf, NULL, NULL);
 		}
-		merkle_leaf_hash(buf, len, leaf);
-		merkle_frontier_append(&fr, leaf, NULL, NULL);
 	}
+	merkle_leaf_hash(l->forged_entry.data, l->forged_entry.len, leaf);
+	merkle_frontier_append(&fr, leaf, NULL, NULL);
 	struct rec_head h = hs.hd->h;
+	h.size = l->forged_size;
 	merkle_frontier_root(&fr, h.root);
-	h.time_us = mu_now_us();
-	if ((rc = head_make_signed(&h, l->signer, &l->fork_head)) == 0) {
-		snprintf(l->fork_dataset, sizeof(l->fork_dataset), "%s", name);
-		l->fork_size = size;
-	}
+	h.time_us = l->lie == LIE_FORK ? mu_now_us() : h.time_us - 86400 * 1000000LL;
+	if ((rc = head_make_signed(&h, l->signer, &l->forged_head)) == 0)
+		snprintf(l->forged_dataset, sizeof(l->forged_dataset), "%s", name);
 out:
-	rec_buf_fini(&alt);
 	head_signed_fini(&hs);
 	view_close(&v);
 	return rc;
@@ -257,8 +271,8 @@ static int newest_head(struct liar *l, struct view *v, struct rec_buf *out)
 	uint64_t size;
 	int rc;
 
-	if (lying(l, LIE_FORK) && strcmp(v->ds.name, l->fork_dataset) == 0)
-		return present_head(l, l->fork_head.data, l->fork_head.len, out);
+	if (forging(l, v->ds.name))
+		return present_head(l, l->forged_head.data, l->forged_head.len, out);
 	if (lying(l, LIE_ROLLBACK))
 		rc = store_head_next(&v->t, v->ds.local_id, 0, &size, &buf, &len);
 	else
@@ -266,7 +280,15 @@ static int newest_head(struct liar *l, struct view *v, struct rec_buf *out)
 	return rc < 0 ? rc : present_head(l, buf, len, out);
 }
 
-/* The names this liar offers (caller frees each and the array). */
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* The names this liar offers (the caller frees them with free_names, also
+ * on failure). */
 static int offered(struct liar *l, char ***names, size_t *n)
 {
 	*names = NULL;
@@ -288,21 +310,16 @@ static int offered(struct liar *l, char ***names, size_t *n)
 		store_dataset_names(&t, &more, &nm);
 		store_read_end(&t);
 		char **grown = realloc(*names, (*n + nm + 1) * sizeof(**names));
-		if (grown == NULL)
+		if (grown == NULL) {
+			free_names(more, nm);
 			return -ENOMEM;
+		}
 		*names = grown;
 		memcpy(*names + *n, more, nm * sizeof(*more));
 		*n += nm;
 		free(more);
 	}
 	return 0;
-}
-
-static void free_names(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }
 
 /* Send an envelope around raw payload bytes; the version lie lives here. */
@@ -406,8 +423,10 @@ static int all_heads(struct liar *l, Musubi__Heads *out, struct rec_buf **bufs)
 	size_t n;
 	int rc;
 
-	if ((rc = offered(l, &names, &n)) < 0)
+	if ((rc = offered(l, &names, &n)) < 0) {
+		free_names(names, n);
 		return rc;
+	}
 	out->heads = calloc(n ? n : 1, sizeof(*out->heads));
 	*bufs = calloc(n ? n : 1, sizeof(**bufs));
 	for (size_t i = 0; out->heads && *bufs && i < n; i++) {
@@ -444,7 +463,8 @@ static void free_heads(Musubi__Heads *h, struct rec_buf *bufs)
 
 static void log_heads_lie(struct liar *l, const char *what)
 {
-	if (lying(l, LIE_BADSIG) || lying(l, LIE_ROLLBACK) || lying(l, LIE_FORK))
+	if (lying(l, LIE_NONE) || lying(l, LIE_BADSIG) || lying(l, LIE_ROLLBACK) ||
+	    lying(l, LIE_FORK) || lying(l, LIE_BACKDATE))
 		fprintf(stderr, "liar: %s: %s\n", lie_names[l->lie], what);
 }
 
@@ -494,16 +514,16 @@ static void on_get_heads(struct liar *l, const struct wire_msg *m)
 	uint64_t after = q->after_size, last = view_size(l, &v), size;
 	const uint8_t *buf;
 	size_t len;
-	int fork = lying(l, LIE_FORK) && strcmp(v.ds.name, l->fork_dataset) == 0;
+	int forged = forging(l, v.ds.name);
 	while (out.n_heads < 64 && store_head_next(&v.t, v.ds.local_id, after, &size, &buf, &len) == 0 &&
-	       size <= last && !(fork && size >= l->fork_size)) {
+	       size <= last && !(forged && size >= l->forged_size)) {
 		if (present_head(l, buf, len, &bufs[out.n_heads]) < 0)
 			break;
 		after = size;
 		out.n_heads++;
 	}
-	if (fork && l->fork_size > q->after_size && out.n_heads < 64)
-		present_head(l, l->fork_head.data, l->fork_head.len, &bufs[out.n_heads++]);
+	if (forged && l->forged_size > q->after_size && out.n_heads < 64)
+		present_head(l, l->forged_head.data, l->forged_head.len, &bufs[out.n_heads++]);
 	for (size_t i = 0; i < out.n_heads; i++) {
 		musubi__head_info__init(&infos[i]);
 		infos[i].dataset = v.ds.name;
@@ -536,7 +556,7 @@ static void on_get_entries(struct liar *l, const struct wire_msg *m)
 		reply_error(l, m, MUSUBI__ERROR_CODE__ERR_NOT_FOUND, "no such dataset here");
 		goto out;
 	}
-	int fork = lying(l, LIE_FORK) && strcmp(v.ds.name, l->fork_dataset) == 0;
+	int forged = forging(l, v.ds.name);
 	uint64_t to = q->to < view_size(l, &v) ? q->to : view_size(l, &v);
 	uint32_t budget = q->byte_budget && q->byte_budget < WIRE_MAX_ENTRIES_REPLY ?
 			  q->byte_budget : WIRE_MAX_ENTRIES_REPLY;
@@ -558,12 +578,16 @@ static void on_get_entries(struct liar *l, const struct wire_msg *m)
 	for (uint64_t s = q->from; out.entries && alt && s < to && out.n_entries < cap; s++) {
 		const uint8_t *buf;
 		size_t len;
-		if (store_entry_get(&v.t, v.ds.local_id, s, &buf, &len) < 0)
+		if (forged && s + 1 == l->forged_size) {
+			buf = l->forged_entry.data;
+			len = l->forged_entry.len;
+		} else if (store_entry_get(&v.t, v.ds.local_id, s, &buf, &len) < 0) {
 			break;
+		}
 		if (out.n_entries > 0 && bytes + len > budget)
 			break;
-		if (lying(l, LIE_ALTERED) || (fork && s + 1 == l->fork_size)) {
-			if (alter_entry(buf, len, &alt[out.n_entries]) < 0)
+		if (lying(l, LIE_ALTERED)) {
+			if (alter_entry(buf, len, s, &alt[out.n_entries]) < 0)
 				break;
 			buf = alt[out.n_entries].data;
 			len = alt[out.n_entries].len;
@@ -788,13 +812,13 @@ static int cmd_serve(int argc, char **argv)
 	int64_t next_announce = 0;
 	while (!stopping) {
 		zmq_pollitem_t it = { l.router, 0, ZMQ_POLLIN, 0 };
-		if (armed && l.lie == LIE_FORK && l.fork_head.len == 0) {
-			if (l.nserve == 0 || make_fork(&l, l.serve[0]) < 0) {
-				fprintf(stderr, "liar: fork needs --serve of its own dataset\n");
+		if (armed && (l.lie == LIE_FORK || l.lie == LIE_BACKDATE) && l.forged_head.len == 0) {
+			if (l.nserve == 0 || forge(&l, l.serve[0]) < 0) {
+				fprintf(stderr, "liar: %s needs --serve of its own dataset\n", lie_names[l.lie]);
 				goto out;
 			}
-			fprintf(stderr, "liar: fork: signed a second head of %s at size %" PRIu64 "\n",
-				l.fork_dataset, l.fork_size);
+			fprintf(stderr, "liar: %s: signed a head of %s at size %" PRIu64 "\n",
+				lie_names[l.lie], l.forged_dataset, l.forged_size);
 		}
 		if (zmq_poll(&it, 1, 100) < 0 && errno != EINTR)
 			break;
@@ -824,10 +848,249 @@ out:
 	for (size_t s = 0; s < l.nstores; s++)
 		store_close(&l.stores[s]);
 	sig_key_destroy(&l.signer);
-	rec_buf_fini(&l.fork_head);
+	rec_buf_fini(&l.forged_head);
+	rec_buf_fini(&l.forged_entry);
 	return rc;
 usage:
 	fprintf(stderr, "usage: liar serve --key KEYDIR --member ID --listen EP --pub EP --lie LIE "
 		"[--armed-by-signal] [--serve DATASET]... STOREDIR...\n");
+	return 2;
+}
+
+/* What each pushed message type carries: real data a node must not take. */
+struct push_data {
+	Musubi__HeadInfo hi;
+	Musubi__HeadInfo *hip;
+	Musubi__Heads heads;
+	ProtobufCBinaryData entries[16], list;
+	Musubi__Entries ents;
+	Musubi__TrustLists trust;
+	Musubi__Schema schema;
+	Musubi__Announce ann;
+	Musubi__Query query;
+	Musubi__Hello hello;
+};
+
+static const ProtobufCMessage *push_payload(struct push_data *d, int type)
+{
+	switch (type) {
+	case MUSUBI__MSG_TYPE__MSG_HEADS: return &d->heads.base;
+	case MUSUBI__MSG_TYPE__MSG_ENTRIES: return &d->ents.base;
+	case MUSUBI__MSG_TYPE__MSG_TRUST: return &d->trust.base;
+	case MUSUBI__MSG_TYPE__MSG_SCHEMA: return &d->schema.base;
+	case MUSUBI__MSG_TYPE__MSG_ANNOUNCE: return &d->ann.base;
+	case MUSUBI__MSG_TYPE__MSG_QUERY: return &d->query.base;
+	case MUSUBI__MSG_TYPE__MSG_HELLO: return &d->hello.base;
+	default: return NULL;   /* requests with their defaults, or empty */
+	}
+}
+
+static int cmd_push(int argc, char **argv)
+{
+	struct client *c = NULL;
+	struct store *st = NULL;
+	struct store_txn t;
+	struct push_data d;
+	struct store_dataset ds = { 0 };
+	char **names = NULL, ref[200];
+	size_t nn = 0, len;
+	uint64_t size, version;
+	const uint8_t *buf;
+	uint8_t key[32];
+	int rc = 1;
+
+	if (argc != 6) {
+		fprintf(stderr, "usage: liar push ENDPOINT SERVER_PUB_PEM KEYDIR|- STOREDIR\n");
+		return 2;
+	}
+	if (sig_transport_load_public(argv[3], key) < 0 ||
+	    client_open(argv[2], key, strcmp(argv[4], "-") ? argv[4] : NULL, &c) < 0 ||
+	    store_open(argv[5], STORE_RDONLY, &st) < 0 || store_read_begin(st, &t) < 0) {
+		fprintf(stderr, "liar: cannot connect or open %s\n", argv[5]);
+		client_close(&c);
+		store_close(&st);
+		return 2;
+	}
+	if (store_dataset_names(&t, &names, &nn) < 0 || nn == 0 ||
+	    store_dataset_get(&t, names[0], &ds) < 0 ||
+	    store_head_latest(&t, ds.local_id, &size, &buf, &len) < 0) {
+		fprintf(stderr, "liar: %s holds no dataset to push\n", argv[5]);
+		goto out;
+	}
+	musubi__head_info__init(&d.hi);
+	d.hi.dataset = ds.name;
+	d.hi.signed_head.data = (uint8_t *)buf;
+	d.hi.signed_head.len = len;
+	d.hi.public_ = 1;
+	d.hip = &d.hi;
+	musubi__heads__init(&d.heads);
+	d.heads.n_heads = 1;
+	d.heads.heads = &d.hip;
+	musubi__announce__init(&d.ann);
+	d.ann.dataset = ds.name;
+	d.ann.signed_head = d.hi.signed_head;
+	musubi__entries__init(&d.ents);
+	d.ents.dataset = ds.name;
+	d.ents.entries = d.entries;
+	while (d.ents.n_entries < 16 && d.ents.n_entries < size &&
+	       store_entry_get(&t, ds.local_id, d.ents.n_entries, &buf, &len) == 0) {
+		d.entries[d.ents.n_entries].data = (uint8_t *)buf;
+		d.entries[d.ents.n_entries++].len = len;
+	}
+	musubi__trust_lists__init(&d.trust);
+	if (store_trust_latest(&t, &version, &buf, &len) == 0) {
+		d.list.data = (uint8_t *)buf;
+		d.list.len = len;
+		d.trust.n_lists = 1;
+		d.trust.lists = &d.list;
+	}
+	musubi__schema__init(&d.schema);
+	snprintf(ref, sizeof(ref), "%s@%u", ds.schema_id ? ds.schema_id : "", ds.schema_version);
+	d.schema.id = ds.schema_id;
+	d.schema.version = ds.schema_version;
+	if (store_schema_get(&t, ref, &buf, &len) == 0) {
+		d.schema.json.data = (uint8_t *)buf;
+		d.schema.json.len = len;
+	}
+	musubi__query__init(&d.query);
+	d.query.sql = (char *)"CREATE TABLE pushed(x)";
+	musubi__hello__init(&d.hello);
+	d.hello.member = (char *)"liar";
+	d.hello.trust_version = 1000;
+	/* Every type of the enum, and one past it. */
+	for (int type = 0; type <= MUSUBI__MSG_TYPE__MSG_SCAN_ROWS + 1; type++) {
+		struct wire_msg r;
+		char why[512];
+		int got = client_call(c, (Musubi__MsgType)type, push_payload(&d, type), 3000, &r, why,
+				      sizeof(why));
+		if (got == 0) {
+			printf("type %d: reply type %d\n", type, (int)r.env->type);
+			wire_msg_fini(&r);
+		} else {
+			printf("type %d: %s: %s\n", type, got == MU_E_TIMEOUT ? "no answer" : "error", why);
+		}
+	}
+	printf("pushed %s: %zu entries, its head, %zu trust list(s), its schema\n", ds.name,
+	       d.ents.n_entries, d.trust.n_lists);
+	rc = 0;
+out:
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+	store_close(&st);
+	client_close(&c);
+	return rc;
+}
+
+/* A client without CURVE: the node must say nothing to it. */
+static int cmd_plain(int argc, char **argv)
+{
+	Musubi__Envelope env = MUSUBI__ENVELOPE__INIT;
+	uint8_t buf[64];
+	int linger = 0;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: liar plain ENDPOINT\n");
+		return 2;
+	}
+	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_connect(s, argv[2]);
+	env.version = WIRE_VERSION;
+	env.type = MUSUBI__MSG_TYPE__MSG_STATUS;
+	env.request_id = 1;
+	zmq_send(s, buf, musubi__envelope__pack(&env, buf), ZMQ_DONTWAIT);
+	zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
+	printf("plain client: %s\n", zmq_poll(&it, 1, 2000) == 1 ? "answered" : "no answer");
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	return 0;
+}
+
+/* Does a CURVE server socket made by wire_curve_server admit a client
+ * that knows its key? With a ZAP handler that says 200 it must; with no
+ * handler at all it must not (ZMQ_ZAP_ENFORCE_DOMAIN). */
+static int admits(int with_handler)
+{
+	char zpub[41], zsec[41], cpub[41], csec[41], ep[256];
+	uint8_t spub[32], ssec[32], pub[32], sec[32];
+	size_t eplen = sizeof(ep);
+	int got = 0, linger = 0;
+	void *ctx = zmq_ctx_new(), *zap = NULL;
+
+	zmq_curve_keypair(zpub, zsec);
+	zmq_curve_keypair(cpub, csec);
+	zmq_z85_decode(spub, zpub);
+	zmq_z85_decode(ssec, zsec);
+	zmq_z85_decode(pub, cpub);
+	zmq_z85_decode(sec, csec);
+	if (with_handler) {
+		zap = zmq_socket(ctx, ZMQ_REP);
+		zmq_setsockopt(zap, ZMQ_LINGER, &linger, sizeof(linger));
+		zmq_bind(zap, "inproc://zeromq.zap.01");
+	}
+	void *server = zmq_socket(ctx, ZMQ_ROUTER), *client = zmq_socket(ctx, ZMQ_DEALER);
+	wire_curve_server(server, ssec);
+	zmq_bind(server, "tcp://127.0.0.1:*");
+	zmq_getsockopt(server, ZMQ_LAST_ENDPOINT, ep, &eplen);
+	wire_curve_client(client, pub, sec, spub);
+	zmq_connect(client, ep);
+	zmq_send(client, "hello", 5, ZMQ_DONTWAIT);
+	int64_t deadline = mu_mono_us() + 1500000;
+	while (!got && mu_mono_us() < deadline) {
+		zmq_pollitem_t it[2] = { { server, 0, ZMQ_POLLIN, 0 }, { zap, 0, ZMQ_POLLIN, 0 } };
+		zmq_poll(it, zap ? 2 : 1, 100);
+		if (zap && (it[1].revents & ZMQ_POLLIN)) {
+			zmq_msg_t part[8];
+			int n = 0, more = 1;
+			size_t sz = sizeof(more);
+			while (more && n < 8) {
+				zmq_msg_init(&part[n]);
+				zmq_msg_recv(&part[n++], zap, 0);
+				zmq_getsockopt(zap, ZMQ_RCVMORE, &more, &sz);
+			}
+			zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+			zmq_send(zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+			zmq_send(zap, "200", 3, ZMQ_SNDMORE);
+			zmq_send(zap, "OK", 2, ZMQ_SNDMORE);
+			zmq_send(zap, "probe", 5, ZMQ_SNDMORE);
+			zmq_send(zap, "", 0, 0);
+			for (int i = 0; i < n; i++)
+				zmq_msg_close(&part[i]);
+		}
+		if (it[0].revents & ZMQ_POLLIN)
+			got = 1;
+	}
+	zmq_close(client);
+	zmq_close(server);
+	if (zap)
+		zmq_close(zap);
+	zmq_ctx_term(ctx);
+	return got;
+}
+
+static int cmd_nozap(void)
+{
+	int without = admits(0), with = admits(1);
+
+	printf("no ZAP handler: %s\n", without ? "ADMITTED" : "refused");
+	printf("with a ZAP handler: %s\n", with ? "admitted" : "REFUSED");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "push") == 0)
+		return cmd_push(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "plain") == 0)
+		return cmd_plain(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "nozap") == 0)
+		return cmd_nozap();
+	fprintf(stderr, "usage: liar serve|push|plain|nozap ... (see liar.c)\n");
 	return 2;
 }

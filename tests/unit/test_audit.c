@@ -545,6 +545,8 @@ static void test_fork(void)
 	CHECK(kinds() == 1u << AUDIT_FORK);
 	CHECK(says(AUDIT_FORK, 8, "is not a prefix of the head at size 10"));
 	CHECK(rep.reference == 0);
+	/* B is not behind A: it was shown another history. */
+	CHECK(!rep.nodes[1].behind && rep.nnotes == 1);
 	log_fini(&l);
 	log_fini(&other);
 }

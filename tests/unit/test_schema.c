@@ -57,7 +57,7 @@ static const char *const shipped[] = {
 	"covid19_test_people@1", "covid19_test_count@1", "covid19_confirm_negative@1",
 	"covid19_call_center@1", "covid19_support_system@1", "gsi_evacuation_site@1",
 	"gsi_designated_shelter@1", "yaizu_shelter@1", "public_toilet@2", "fire_hydrant@2",
-	"address@1", "covid19_hokkaido_patients@1", "access_log@1",
+	"address@1", "covid19_hokkaido_patients@1", "access_log@1", "address@2",
 };
 #define NSHIPPED (sizeof(shipped) / sizeof(shipped[0]))
 
