@@ -148,6 +148,17 @@ static void bind_value(sqlite3_stmt *st, int i, const Musubi__Value *v)
 	}
 }
 
+static int has_column(sqlite3 *db, const char *table, const char *column)
+{
+	char *sql = sqlite3_mprintf("SELECT \"%w\" FROM \"%w\" LIMIT 0", column, table);
+	sqlite3_stmt *st = NULL;
+	int ok = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	return ok;
+}
+
 /*
  * One publisher's part of one table, read from a local qry: the columns
  * asked for, then _publisher, _seq, _hash, _head_size. Rows are appended
@@ -164,11 +175,28 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	int rc;
 
 	*head_size = 0;
+	/* This publisher's table may lack some of the columns asked for (its
+	 * schema version or layout has no such field): those read as NULL. */
+	char *probe = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table);
+	rc = probe ? sqlite3_prepare_v2(qry_db(q), probe, -1, &st, NULL) : SQLITE_NOMEM;
+	sqlite3_free(probe);
+	if (rc != SQLITE_OK) {
+		snprintf(why, whylen, "no table %s here", s->table);
+		return -ENOENT;
+	}
 	append(&sql, &len, &cap, "SELECT ");
 	for (size_t i = 0; i < s->n_columns; i++) {
-		quote_ident(&sql, &len, &cap, s->columns[i]);
+		int have = 0;
+		for (int k = 0; k < sqlite3_column_count(st) && !have; k++)
+			have = strcmp(sqlite3_column_name(st, k), s->columns[i]) == 0;
+		if (have)
+			quote_ident(&sql, &len, &cap, s->columns[i]);
+		else
+			append(&sql, &len, &cap, "NULL");
 		append(&sql, &len, &cap, ", ");
 	}
+	sqlite3_finalize(st);
+	st = NULL;
 	append(&sql, &len, &cap, "_publisher, _seq, _hash, _head_size FROM ");
 	quote_ident(&sql, &len, &cap, s->table);
 	append(&sql, &len, &cap, " WHERE _publisher = ?1");
@@ -180,7 +208,11 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 		}
 		char buf[32];
 		append(&sql, &len, &cap, " AND ");
-		quote_ident(&sql, &len, &cap, s->constraints[i]->column);
+		if (strcmp(s->constraints[i]->column, "_publisher") != 0 &&
+		    !has_column(qry_db(q), s->table, s->constraints[i]->column))
+			append(&sql, &len, &cap, "NULL");
+		else
+			quote_ident(&sql, &len, &cap, s->constraints[i]->column);
 		snprintf(buf, sizeof(buf), " %s ?%zu", s->constraints[i]->op, i + 2);
 		append(&sql, &len, &cap, buf);
 	}
@@ -677,6 +709,8 @@ static void scan_here(struct fedq *fq, struct pending_scan *p, const char *kind)
 	p->done = 1;
 	if (rc < 0) {
 		p->failed = 1;
+		if (rc == -ENOENT)
+			p->kind = "absent";   /* this publisher has no such table */
 		if (!p->reason[0])
 			snprintf(p->reason, sizeof(p->reason), "%s", mu_strerror(rc));
 	}

@@ -20,6 +20,8 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "client.h"
+#include "rec.h"
 #include "format.h"
 #include "mu_err.h"
 #include "qry.h"
@@ -32,7 +34,14 @@
 
 static const char query_usage[] =
 	"usage: musubi query --dir DATADIR [--format table|csv|jsonl|geojson]\n"
-	"                    [--manifest FILE] [--as-of MANIFEST] [--timeout MS] [SQL]\n\n"
+	"                    [--manifest FILE] [--as-of MANIFEST] [--timeout MS] [SQL]\n"
+	"       musubi query --node ENDPOINT [--dir DATADIR | --server-key FILE] [--key KEYDIR]\n"
+	"                    [--require-all] [--local] [--explain] [same options] [SQL]\n\n"
+	"With --node, the node asked coordinates: every publisher's node answers for\n"
+	"its own data (columns and WHERE constraints pushed down, in parallel), a\n"
+	"verified replica answers for a node that does not, and the result says when\n"
+	"it is partial. --require-all makes a partial result an error; --local\n"
+	"answers from the node's replicas only; --explain shows what went where.\n\n"
 	"Run one SQL SELECT (SQLite's dialect) over the datasets of DATADIR. Each\n"
 	"dataset name is a table holding every publisher's rows, with the columns of\n"
 	"its schema and _publisher, _seq, _hash, _head_size. With no SQL: an\n"
@@ -46,6 +55,8 @@ static const char query_usage[] =
 	"The heads that answered are listed on standard error. See docs/QUERY.md.\n";
 
 struct query_args {
+	const char *node, *server_key, *keydir;
+	int require_all, local, explain;
 	const char *dir;
 	enum fmt_kind fmt;
 	const char *manifest_out;
@@ -63,6 +74,7 @@ struct query_source {
 	int (*heads)(void *ctx, json_t **out);
 	const char *answered_by;
 	void *ctx;
+	const int *partial;   /* set by exec when some publisher is missing (remote) */
 };
 
 /* ---- the local source: this data directory's store ---- */
@@ -181,7 +193,7 @@ static int check_pinned(const json_t *pinned, const json_t *heads)
 }
 
 static int write_manifest(const char *path, const char *sql, const char *by, uint64_t rows,
-			  json_t *heads)
+			  json_t *heads, int complete)
 {
 	char when[32], *text;
 	int64_t now = mu_now_us();
@@ -192,7 +204,7 @@ static int write_manifest(const char *path, const char *sql, const char *by, uin
 	mu_format_time(now, when, sizeof(when));
 	m = json_pack("{s:i,s:s,s:s,s:I,s:s,s:I,s:b,s:O}", "musubi_manifest", MANIFEST_VERSION,
 		      "query", sql, "time", when, "time_us", (json_int_t)now, "answered_by", by,
-		      "rows", (json_int_t)rows, "complete", 1, "heads", heads);
+		      "rows", (json_int_t)rows, "complete", complete, "heads", heads);
 	if (m == NULL || (text = json_dumps(m, JSON_INDENT(2))) == NULL) {
 		json_decref(m);
 		return -ENOMEM;
@@ -259,7 +271,8 @@ static int run_query(const struct query_source *src, const char *sql, const stru
 	if (pinned != NULL && (rc = check_pinned(pinned, heads)) < 0)
 		goto out;
 	if (a->manifest_out != NULL &&
-	    (rc = write_manifest(a->manifest_out, sql, src->answered_by, fmt_rows(f), heads)) < 0)
+	    (rc = write_manifest(a->manifest_out, sql, src->answered_by, fmt_rows(f), heads,
+				 src->partial == NULL || !*src->partial)) < 0)
 		cli_error("query", "cannot write the manifest %s: %s", a->manifest_out, mu_strerror(rc));
 out:
 	free(err);
@@ -474,6 +487,12 @@ static int parse_args(int argc, char **argv, struct query_args *a)
 		{ "manifest", required_argument, NULL, 'm' },
 		{ "as-of", required_argument, NULL, 'a' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "server-key", required_argument, NULL, 'S' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "require-all", no_argument, NULL, 'R' },
+		{ "local", no_argument, NULL, 'L' },
+		{ "explain", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -484,6 +503,12 @@ static int parse_args(int argc, char **argv, struct query_args *a)
 		case 'd': a->dir = optarg; break;
 		case 'm': a->manifest_out = optarg; break;
 		case 'a': a->as_of = optarg; break;
+		case 'n': a->node = optarg; break;
+		case 'S': a->server_key = optarg; break;
+		case 'k': a->keydir = optarg; break;
+		case 'R': a->require_all = 1; break;
+		case 'L': a->local = 1; break;
+		case 'E': a->explain = 1; break;
 		case 'f':
 			if (fmt_kind_parse(optarg, &a->fmt) < 0) {
 				cli_error("query", "--format %s: use table, csv, jsonl or geojson", optarg);
@@ -503,7 +528,7 @@ static int parse_args(int argc, char **argv, struct query_args *a)
 	}
 	if (optind < argc)
 		a->sql = argv[optind++];
-	return a->dir == NULL || optind != argc ? -1 : 0;
+	return (a->dir == NULL && a->node == NULL) || optind != argc ? -1 : 0;
 }
 
 /* All of standard input, as the SQL. */
@@ -528,6 +553,180 @@ static char *read_stdin(void)
 	return buf;
 }
 
+/* ---- the remote source: a node coordinates the federation ---- */
+
+struct remote {
+	struct client *c;
+	const struct query_args *a;
+	char *as_of_text;     /* the manifest --as-of names, sent as it is */
+	json_t *heads;        /* the manifest's sources */
+	int partial;
+};
+
+static int remote_exec(void *ctx, const char *sql, struct fmt *out, char **err)
+{
+	struct remote *r = ctx;
+	Musubi__Query q = MUSUBI__QUERY__INIT;
+	Musubi__QueryResult *res = NULL;
+	struct wire_msg reply;
+	char why[512];
+	int rc;
+
+	*err = NULL;
+	json_decref(r->heads);
+	r->heads = NULL;
+	q.sql = (char *)sql;
+	q.timeout_ms = r->a->timeout_ms > 0 && r->a->timeout_ms < 600000 ? (uint32_t)r->a->timeout_ms / 4 : 5000;
+	q.require_all = r->a->require_all;
+	q.local = r->a->local;
+	q.explain = r->a->explain;
+	q.as_of = r->as_of_text;
+	rc = client_call(r->c, MUSUBI__MSG_TYPE__MSG_QUERY, &q.base,
+			 (int)(r->a->timeout_ms > 0 ? r->a->timeout_ms : 600000), &reply, why, sizeof(why));
+	if (rc < 0) {
+		*err = strdup(why[0] ? why : mu_strerror(rc));
+		return rc == MU_E_PROTO ? MU_E_USAGE : rc;
+	}
+	res = musubi__query_result__unpack(NULL, reply.env->payload.len, reply.env->payload.data);
+	wire_msg_fini(&reply);
+	if (res == NULL) {
+		*err = strdup("the node sent a result that does not decode");
+		return MU_E_PROTO;
+	}
+	const char **names = calloc(res->n_columns + 1, sizeof(*names));
+	const char **types = calloc(res->n_columns + 1, sizeof(*types));
+	struct fmt_cell *cells = calloc(res->n_columns + 1, sizeof(*cells));
+	if (names == NULL || types == NULL || cells == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < res->n_columns; i++) {
+		names[i] = res->columns[i]->name;
+		types[i] = res->columns[i]->decltype;
+	}
+	if ((rc = fmt_begin(out, res->n_columns, names, types)) < 0)
+		goto out;
+	for (size_t i = 0; i < res->n_rows && rc == 0; i++) {
+		struct rec_row *row = NULL;
+		if ((rc = rec_row_decode(res->rows[i].data, res->rows[i].len, &row)) < 0)
+			break;
+		for (size_t k = 0; k < res->n_columns; k++) {
+			const struct mu_value *v = k < row->n ? &row->values[k] : NULL;
+			memset(&cells[k], 0, sizeof(cells[k]));
+			if (v == NULL || v->kind == MU_VAL_NULL) {
+				cells[k].type = FMT_NULL;
+			} else if (v->kind == MU_VAL_INT || v->kind == MU_VAL_BOOL) {
+				cells[k].type = FMT_INT;
+				cells[k].i = v->i;
+			} else if (v->kind == MU_VAL_NUM) {
+				cells[k].type = FMT_REAL;
+				cells[k].d = v->d;
+			} else {
+				cells[k].type = FMT_TEXT;
+				cells[k].s = v->text;
+				cells[k].len = v->len;
+			}
+		}
+		rc = fmt_row(out, cells);
+		rec_row_free(&row);
+	}
+	json_t *m = json_loads(res->manifest, 0, NULL);
+	r->heads = json_incref(json_object_get(m, "sources"));
+	r->partial = res->partial;
+	if (res->partial) {
+		size_t i;
+		json_t *f;
+		fprintf(stderr, "PARTIAL RESULT: these publishers did not answer and no replica "
+			"answered for them:\n");
+		json_array_foreach(json_object_get(m, "failures"), i, f)
+			fprintf(stderr, "  %s of %s (%s): %s\n",
+				json_string_value(json_object_get(f, "table")),
+				json_string_value(json_object_get(f, "publisher")),
+				json_string_value(json_object_get(f, "node")),
+				json_string_value(json_object_get(f, "reason")));
+	}
+	size_t i;
+	json_t *s;
+	json_array_foreach(r->heads, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "source")) ?: "", "replica") == 0)
+			fprintf(stderr, "%s of %s: answered by %s from a verified replica\n",
+				json_string_value(json_object_get(s, "table")),
+				json_string_value(json_object_get(s, "publisher")),
+				json_string_value(json_object_get(s, "answered_by")));
+	json_decref(m);
+	if (r->a->explain && res->explain)
+		fprintf(stderr, "plan (SQLite joins, aggregates and orders at the coordinator):\n%s",
+			res->explain);
+out:
+	free(names);
+	free(types);
+	free(cells);
+	musubi__query_result__free_unpacked(res, NULL);
+	return rc;
+}
+
+static int remote_heads(void *ctx, json_t **out)
+{
+	struct remote *r = ctx;
+
+	*out = r->heads ? json_incref(r->heads) : json_array();
+	return *out ? 0 : -ENOMEM;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 24) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int query_remote(struct query_args *a)
+{
+	struct cli_node o = { .endpoint = a->node, .server_key = a->server_key, .dir = a->dir,
+			      .keydir = a->keydir };
+	struct remote r = { .a = a };
+	struct pins pins = { 0 };
+	const char *sql = a->sql;
+	char *input = NULL;
+	int rc, ret = EXIT_FAILURE_;
+
+	if (a->as_of != NULL) {
+		if ((rc = load_pins(a->as_of, &pins)) < 0 || (r.as_of_text = read_file(a->as_of)) == NULL) {
+			ret = EXIT_USAGE;
+			goto out;
+		}
+		if (sql == NULL)
+			sql = json_string_value(json_object_get(pins.doc, "query"));
+	}
+	if (sql == NULL && (sql = input = read_stdin()) == NULL) {
+		cli_error("query", "cannot read the SQL from standard input");
+		goto out;
+	}
+	if (cli_node_connect("query", &o, &r.c) < 0)
+		goto out;
+	struct query_source src = { remote_exec, remote_heads, a->node, &r, &r.partial };
+	rc = run_query(&src, sql, a, pins.heads);
+	ret = rc < 0 ? exit_code(rc) : EXIT_OK;
+out:
+	client_close(&r.c);
+	json_decref(r.heads);
+	free(r.as_of_text);
+	free(input);
+	pins_fini(&pins);
+	return ret;
+}
+
 int cmd_query(int argc, char **argv)
 {
 	struct query_args a = { .fmt = FMT_TABLE, .timeout_ms = DEFAULT_TIMEOUT_MS };
@@ -544,6 +743,8 @@ int cmd_query(int argc, char **argv)
 		fputs(query_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (a.node != NULL)
+		return query_remote(&a);
 	if ((rc = store_open(a.dir, STORE_RDONLY, &l.st)) < 0) {
 		cli_error("query", "cannot open the store in %s: %s", a.dir, mu_strerror(rc));
 		return EXIT_FAILURE_;
@@ -562,7 +763,7 @@ int cmd_query(int argc, char **argv)
 		l.o.asof = pins.asof;
 		l.o.nasof = pins.n;
 	}
-	struct query_source src = { local_exec, local_heads, member, &l };
+	struct query_source src = { local_exec, local_heads, member, &l, NULL };
 	sql = a.sql;
 	if (sql == NULL && pins.doc != NULL)
 		sql = json_string_value(json_object_get(pins.doc, "query"));

@@ -957,8 +957,12 @@ static int cmd_push(int argc, char **argv)
 	musubi__hello__init(&d.hello);
 	d.hello.member = (char *)"liar";
 	d.hello.trust_version = 1000;
-	/* Every type of the enum, and one past it. */
-	for (int type = 0; type <= MUSUBI__MSG_TYPE__MSG_SCAN_ROWS + 1; type++) {
+	/* Every type of the enum, and one past the last. */
+	int last = 0;
+	for (unsigned i = 0; i < musubi__msg_type__descriptor.n_values; i++)
+		if (musubi__msg_type__descriptor.values[i].value > last)
+			last = musubi__msg_type__descriptor.values[i].value;
+	for (int type = 0; type <= last + 1; type++) {
 		struct wire_msg r;
 		char why[512];
 		int got = client_call(c, (Musubi__MsgType)type, push_payload(&d, type), 3000, &r, why,
@@ -970,8 +974,8 @@ static int cmd_push(int argc, char **argv)
 			printf("type %d: %s: %s\n", type, got == MU_E_TIMEOUT ? "no answer" : "error", why);
 		}
 	}
-	printf("pushed %s: %zu entries, its head, %zu trust list(s), its schema\n", ds.name,
-	       d.ents.n_entries, d.trust.n_lists);
+	printf("pushed %d message types; %s: %zu entries, its head, %zu trust list(s), its schema\n",
+	       last + 2, ds.name, d.ents.n_entries, d.trust.n_lists);
 	rc = 0;
 out:
 	for (size_t i = 0; i < nn; i++)

@@ -35,13 +35,18 @@ trap 'fed_stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 #              without a strike, a count or a log line
 #  access:query: bounded memory  the coordinator's SQLite has no length
 #              or heap limit
+#  access:empty dataset name, no store error logged  a request with an
+#              empty dataset name reaches LMDB as a zero-length key
+#              (MDB_BAD_VALSIZE): ERR_INTERNAL, and an LMDB error logged
+#              for every such request
 #  backdate:*  a head dated before the head it extends is stored (ingest
 #              does not check the order of head times; musubi verify does,
 #              and then fails on the honest node)
 KNOWN_GAPS=${KNOWN_GAPS-"rollback:penalised rollback:reason_in_status rollback:reason_in_log
 rollback:counted fork:penalised fork:evidence_kept_once revoked:still_serves huge:counted
 version:counted huge-envelope:penalised huge-envelope:reason_in_status huge-envelope:reason_in_log
-huge-envelope:counted access:query:_bounded_memory backdate:penalised backdate:reason_in_status
+huge-envelope:counted access:query:_bounded_memory access:empty_dataset_name:_not_found
+access:no_store_error_logged backdate:penalised backdate:reason_in_status
 backdate:reason_in_log backdate:counted backdate:nothing_stored backdate:verify_passes
 backdate:entries_unchanged"}
 KNOWN_GAPS=$(echo $KNOWN_GAPS)
@@ -152,6 +157,7 @@ start_liar() {
 # Sanitizer reports of the background processes land in their logs.
 scan_logs() {
 	for f in "$TL"/*.log "$WORK"/*.log; do
+		[ -f "$f" ] || continue
 		if grep -qE "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$f"; then
 			fail "sanitizer report in $(basename "$f")"
 			grep -E -A12 "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$f" | head -n 40 >&2
@@ -294,11 +300,16 @@ snapshot >"$WORK/before"
 "$LIAR" push "$HEP" "$HPUB" - "$(fed_dir $A)" >"$WORK/push-anon" 2>&1
 "$LIAR" push "$HEP" "$HPUB" "$TL/keys/$B" "$(fed_dir $A)" >"$WORK/push-member" 2>&1
 snapshot >"$WORK/after"
-check access "every pushed type answered" eval '[ "$(grep -c "^type " "$WORK/push-anon")" = 25 ] &&
+check access "every pushed type answered" eval '[ "$(grep -c "^type " "$WORK/push-anon")" = \
+	"$(sed -n "s/^pushed \([0-9]*\) message types.*/\1/p" "$WORK/push-anon")" ] &&
 	! grep -q "no answer" "$WORK/push-anon" "$WORK/push-member"'
 check access "the pushed query was refused" grep -q "^type 20: error" "$WORK/push-member"
 check access "no request type writes" cmp -s "$WORK/before" "$WORK/after"
 sed 's/^/     | before: /' "$WORK/before"
+
+# A request naming no dataset is a request for nothing, not a store error.
+check access "empty dataset name: not found" eval 'probe - entries "" 0 10 && grep -q "No such file" "$WORK/out"'
+check access "no store error logged" eval '! grep -q "LMDB" "$TL/$H.log"'
 
 # ZAP fails closed.
 check access "wrong server key: no answer" eval '! "$PROBE" "$HEP" "$TL/keys/$B/transport.pub.pem" - heads >"$WORK/out" 2>&1'
