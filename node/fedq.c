@@ -319,6 +319,50 @@ static int open_local(struct store *st, const char *publisher, const char *table
 	return qry_open(st, &o, q);
 }
 
+/* A scan with no columns and no limit asks what the table's columns are
+ * here (for a coordinator that holds no replica of it). */
+static void describe_local(struct node *n, struct wire_msg *m, const Musubi__Scan *s,
+			   int anonymous)
+{
+	Musubi__ScanRows out = MUSUBI__SCAN_ROWS__INIT;
+	struct qry *q = NULL;
+	sqlite3_stmt *st = NULL;
+	char why[256] = "", *sql;
+	Musubi__Column *cols = NULL;
+	Musubi__Column **colp = NULL;
+
+	if (open_local(n->st, s->publisher, s->table, 0, !anonymous, &q, why, sizeof(why)) < 0 ||
+	    (sql = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table)) == NULL) {
+		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
+				MUSUBI__ERROR_CODE__ERR_NOT_FOUND, "no such table here");
+		goto out;
+	}
+	int rc = sqlite3_prepare_v2(qry_db(q), sql, -1, &st, NULL);
+	sqlite3_free(sql);
+	if (rc != SQLITE_OK) {
+		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
+				MUSUBI__ERROR_CODE__ERR_NOT_FOUND, "no such table here");
+		goto out;
+	}
+	int nc = sqlite3_column_count(st);
+	cols = calloc(nc > 0 ? (size_t)nc : 1, sizeof(*cols));
+	colp = calloc(nc > 0 ? (size_t)nc : 1, sizeof(*colp));
+	for (int i = 0; cols && colp && i < nc; i++) {
+		musubi__column__init(&cols[i]);
+		cols[i].name = (char *)sqlite3_column_name(st, i);
+		cols[i].decltype = (char *)(sqlite3_column_decltype(st, i) ?: "");
+		colp[out.n_columns++] = &cols[i];
+	}
+	out.columns = colp;
+	wire_send(n->router, m->routing_id, m->routing_len, MUSUBI__MSG_TYPE__MSG_SCAN_ROWS,
+		  m->env->request_id, &out.base);
+out:
+	free(cols);
+	free(colp);
+	sqlite3_finalize(st);
+	qry_close(&q);
+}
+
 void serve_scan(struct node *n, struct wire_msg *m, int anonymous)
 {
 	Musubi__Scan *s = musubi__scan__unpack(NULL, m->env->payload.len, m->env->payload.data);
@@ -337,6 +381,10 @@ void serve_scan(struct node *n, struct wire_msg *m, int anonymous)
 		goto out;
 	}
 	snprintf(dataset, sizeof(dataset), "%s/%s", s->publisher, s->table);
+	if (s->limit == 0 && s->n_columns == 0) {
+		describe_local(n, m, s, anonymous);
+		goto out;
+	}
 	access_note(n, m->user, "scan", dataset, NULL);
 	if ((rc = open_local(n->st, s->publisher, s->table, s->as_of_size, !anonymous, &q, why,
 			     sizeof(why))) < 0 ||
@@ -380,6 +428,7 @@ struct scan_cache {         /* identical scans (e.g. a join's inner loop) run on
 	struct rec_row **rows;
 	size_t nrows;
 	size_t nreq;            /* columns requested before the provenance ones */
+	long *map;              /* table column -> index in a row, or -1 */
 	struct scan_cache *next;
 };
 
@@ -414,7 +463,6 @@ struct fed_cursor {
 	sqlite3_vtab_cursor base;
 	struct scan_cache *rows;   /* borrowed from the query's cache */
 	size_t pos;
-	long *map;                 /* table column -> index in the scan row, or -1 */
 };
 
 static void explainf(struct fedq *fq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -554,10 +602,7 @@ static int fed_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
 
 static int fed_close(sqlite3_vtab_cursor *cur)
 {
-	struct fed_cursor *c = (struct fed_cursor *)cur;
-
-	free(c->map);
-	free(c);
+	free(cur);
 	return SQLITE_OK;
 }
 
@@ -882,19 +927,18 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 	/* Columns wanted: those used; beyond bit 62, all of them. */
 	size_t ntable = v->ncols - 4;
 	char **want = calloc(ntable ? ntable : 1, sizeof(*want));
+	long *map = calloc(v->ncols, sizeof(*map));
 	size_t nwant = 0;
-	free(c->map);
-	c->map = calloc(v->ncols, sizeof(*c->map));
-	for (size_t i = 0; want && c->map && i < ntable; i++) {
+	for (size_t i = 0; want && map && i < ntable; i++) {
 		int usedbit = i >= 63 ? (used >> 63) & 1 : (used >> i) & 1;
-		c->map[i] = -1;
+		map[i] = -1;
 		if (usedbit) {
-			c->map[i] = (long)nwant;
+			map[i] = (long)nwant;
 			want[nwant++] = v->cols[i];
 		}
 	}
-	for (int k = 0; c->map && k < 4; k++)
-		c->map[ntable + k] = (long)nwant + k;
+	for (int k = 0; map && k < 4; k++)
+		map[ntable + k] = (long)nwant + k;
 	/* Constraints: "|col,op" pairs in idxStr, values in argv. */
 	Musubi__Constraint *cons = calloc(argc ? (size_t)argc : 1, sizeof(*cons));
 	Musubi__Constraint **consp = calloc(argc ? (size_t)argc : 1, sizeof(*consp));
@@ -1022,6 +1066,8 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 	if (sc != NULL) {
 		sc->key = key;
 		key = NULL;
+		sc->map = map;
+		map = NULL;
 		sc->nreq = nwant;
 		sc->next = fq->cache;
 		fq->cache = sc;
@@ -1046,6 +1092,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 	free(consp);
 	free(vals);
 	free(want);
+	free(map);
 	free(key);
 	(void)idxNum;
 	if (rc != SQLITE_OK)
@@ -1072,7 +1119,7 @@ static int fed_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 {
 	struct fed_cursor *c = (struct fed_cursor *)cur;
 	struct rec_row *row = c->rows->rows[c->pos];
-	long i = c->map ? c->map[col] : -1;
+	long i = c->rows->map ? c->rows->map[col] : -1;
 
 	if (i < 0 || (size_t)i >= row->n)
 		sqlite3_result_null(ctx);
@@ -1102,6 +1149,66 @@ static const sqlite3_module fed_module = {
 	.xColumn = fed_column,
 	.xRowid = fed_rowid,
 };
+
+/*
+ * A table this node holds no replica of: ask every publisher's node what
+ * its columns are, and add the union to the catalogue. 0 when some node
+ * knows the table.
+ */
+static int describe_remote(struct fedq *fq, const char *table)
+{
+	json_t *cols = json_array();
+	size_t found = 0;
+	int64_t deadline = mu_now_us() + (int64_t)fq->timeout_ms * 1000;
+
+	for (size_t i = 0; i < fq->nmembers; i++) {
+		const struct trust_peer *mem = &fq->members_list[i];
+		if (!(mem->roles & TRUST_PUBLISHER) || mem->endpoint[0] == '\0' ||
+		    strcmp(mem->id, fq->n->member) == 0)
+			continue;
+		void *sock = zmq_socket(fq->zctx, ZMQ_DEALER);
+		Musubi__Scan q = MUSUBI__SCAN__INIT;
+		q.table = (char *)table;
+		q.publisher = (char *)mem->id;
+		if (sock == NULL || wire_curve_client(sock, fq->n->pub, fq->n->sec, mem->transport_key) < 0 ||
+		    zmq_connect(sock, mem->endpoint) != 0 ||
+		    wire_send(sock, NULL, 0, MUSUBI__MSG_TYPE__MSG_SCAN, 1, &q.base) < 0) {
+			if (sock)
+				zmq_close(sock);
+			continue;
+		}
+		zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+		int64_t left = (deadline - mu_now_us()) / 1000;
+		struct wire_msg m;
+		if (left > 0 && zmq_poll(&it, 1, (long)left) == 1 && wire_recv(sock, 0, 0, &m) == 0) {
+			Musubi__ScanRows *r = m.env->type == MUSUBI__MSG_TYPE__MSG_SCAN_ROWS ?
+				musubi__scan_rows__unpack(NULL, m.env->payload.len, m.env->payload.data) : NULL;
+			for (size_t k = 0; r && k < r->n_columns; k++) {
+				size_t j;
+				json_t *c;
+				int have = 0;
+				json_array_foreach(cols, j, c)
+					have |= strcmp(json_string_value(json_object_get(c, "name")),
+						       r->columns[k]->name) == 0;
+				if (!have)
+					json_array_append_new(cols, json_pack("{s:s,s:s}", "name",
+						r->columns[k]->name, "type", r->columns[k]->decltype));
+			}
+			found += r != NULL && r->n_columns > 0;
+			if (r)
+				musubi__scan_rows__free_unpacked(r, NULL);
+			wire_msg_fini(&m);
+		}
+		zmq_close(sock);
+	}
+	if (found == 0) {
+		json_decref(cols);
+		return -ENOENT;
+	}
+	json_array_append_new(fq->catalogue, json_pack("{s:s,s:o,s:[]}", "table", table, "columns",
+						       cols, "sources"));
+	return 0;
+}
 
 /* Deny everything a read-only question does not need. */
 static int authorize(void *ctx, int action, const char *a, const char *b, const char *c,
@@ -1136,6 +1243,7 @@ static void fedq_free(struct fedq *fq)
 			rec_row_free(&sc->rows[i]);
 		free(sc->rows);
 		free(sc->key);
+		free(sc->map);
 		free(sc);
 	}
 	json_decref(fq->catalogue);
@@ -1193,13 +1301,32 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 			goto out;
 		}
 	}
-	sqlite3_set_authorizer(db, authorize, NULL);
 	sqlite3_progress_handler(db, 10000, progress, fq);
 	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, QRY_MAX_SQL);
-	if (sqlite3_prepare_v2(db, q->sql, -1, &st, &tail) != SQLITE_OK) {
-		snprintf(why, whylen, "%s", sqlite3_errmsg(db));
-		ret = MU_E_USAGE;
-		goto out;
+	/* Tables this node has no replica of are learnt from their publishers. */
+	for (int tries = 0;; tries++) {
+		sqlite3_set_authorizer(db, authorize, NULL);
+		if (sqlite3_prepare_v2(db, q->sql, -1, &st, &tail) == SQLITE_OK)
+			break;
+		const char *msg = sqlite3_errmsg(db), *prefix = "no such table: ";
+		char table[128];
+		snprintf(why, whylen, "%s", msg);
+		if (tries >= 8 || q->local || strncmp(msg, prefix, strlen(prefix)) != 0 ||
+		    snprintf(table, sizeof(table), "%s", msg + strlen(prefix)) >= (int)sizeof(table) ||
+		    !mu_valid_dataset_name(table) || describe_remote(fq, table) < 0) {
+			ret = MU_E_USAGE;
+			goto out;
+		}
+		sqlite3_set_authorizer(db, NULL, NULL);
+		char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE temp.\"%w\" USING fed(%w)", table,
+					    table);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+		if (rc != SQLITE_OK) {
+			snprintf(why, whylen, "cannot register table %s: %s", table, sqlite3_errmsg(db));
+			ret = MU_E_STORE;
+			goto out;
+		}
 	}
 	if (st == NULL || (tail && strspn(tail, " \t\r\n;") != strlen(tail))) {
 		snprintf(why, whylen, st ? "one statement only" : "no statement");
@@ -1348,7 +1475,8 @@ static void worker_answer(struct worker *w, void *sock, zmq_msg_t *rid, const ch
 	if (rc < 0) {
 		wire_send_error(sock, NULL, 0, env->request_id,
 				rc == MU_E_DENIED ? MUSUBI__ERROR_CODE__ERR_DENIED
-						  : MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
+				: rc == MU_E_TIMEOUT ? MUSUBI__ERROR_CODE__ERR_INCOMPLETE
+						     : MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
 				why[0] ? why : mu_strerror(rc));
 	} else {
 		json_t *man = json_pack("{s:s,s:s,s:s,s:b,s:O,s:O}", "query", q->sql, "coordinator",

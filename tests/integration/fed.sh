@@ -7,8 +7,10 @@
 #   fed_wait_rows ID DATASET ROWS [SECONDS]   wait until ID holds ROWS rows of DATASET
 #   fed_port ID               ID's request port
 
-# Ports: a block of 200 chosen from the pid, so parallel runs rarely meet.
-FED_BASE=${FED_BASE:-$((20000 + ($$ % 200) * 200))}
+# Ports: a block of 200 chosen from the pid, so parallel runs rarely meet,
+# below the kernel's ephemeral range (32768 and up) where outgoing
+# connections take their local ports.
+FED_BASE=${FED_BASE:-$((10000 + ($$ % 110) * 200))}
 FED_IDS=""
 FED_SYNC_MS=${FED_SYNC_MS:-400}
 

@@ -195,6 +195,10 @@ for f in settings["SystemCallFilter"]:
         allowed |= set().union(*(expand(x) for x in f.split()))
 allowed -= denied
 families = set(settings["RestrictAddressFamilies"][0].split())
+mdwe = settings.get("MemoryDenyWriteExecute") == ["yes"]
+strict = settings.get("ProtectSystem") == ["strict"]
+writable = [p.lstrip("-") for v in settings.get("ReadWritePaths", []) for p in v.split()]
+procsubset = settings.get("ProcSubset") == ["pid"]
 bad = set()
 for line in open(trace):
     m = re.match(r"^\d+\s+(\w+)\((.*)", line)
@@ -209,16 +213,18 @@ for line in open(trace):
             bad.add("socket family %s is outside RestrictAddressFamilies" % fam)
     if call in ("mmap", "mprotect", "pkey_mprotect"):
         prot = args.split(",")[2]
-        if "PROT_EXEC" in prot and ("PROT_WRITE" in prot or call != "mmap"):
+        if mdwe and "PROT_EXEC" in prot and ("PROT_WRITE" in prot or call != "mmap"):
             bad.add("%s(%s) breaks MemoryDenyWriteExecute" % (call, prot.strip()))
     if call in ("open", "openat"):
         pm = re.search(r'"([^"]*)", ([A-Z_|]+)', args)
         if pm and " = -1 " not in line:
             path, flags = pm.groups()
-            if re.search(r"O_WRONLY|O_RDWR|O_CREAT", flags) and not (
+            # The data directory stands in for ReadWritePaths here.
+            if strict and re.search(r"O_WRONLY|O_RDWR|O_CREAT", flags) and not (
                     path.startswith(datadir + "/") or path.startswith("/dev/")):
-                bad.add("writes %s outside ReadWritePaths" % path)
-            if path.startswith("/proc/") and not re.match(r"/proc/(self|thread-self|\d+)/", path):
+                bad.add("writes %s outside ReadWritePaths=%s" % (path, " ".join(writable)))
+            if procsubset and path.startswith("/proc/") and \
+                    not re.match(r"/proc/(self|thread-self|\d+)/", path):
                 bad.add("reads %s, hidden by ProcSubset=pid" % path)
 for b in sorted(bad):
     print(b)

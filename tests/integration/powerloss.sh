@@ -49,7 +49,7 @@ txnid() {
 	done
 	echo $best
 }
-# A number from one-line JSON: jnum FILE KEY (the first occurrence).
+# A number from one-line JSON in which KEY occurs once: jnum FILE KEY.
 jnum() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1"; }
 entries() {
 	"$MUSUBI" status --dir "$N" --json >"$WORK/status.json"
