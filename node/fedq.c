@@ -165,12 +165,13 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
  * to *rows (encoded). *more is set when limit cut the result.
  */
 static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *out,
-		      uint64_t *head_size, char *why, size_t whylen)
+		      uint64_t *head_size, uint32_t max_rows, size_t max_bytes, char *why,
+		      size_t whylen)
 {
 	char *sql = NULL;
 	size_t len = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
-	uint32_t limit = s->limit && s->limit < FEDQ_SCAN_PAGE ? s->limit : FEDQ_SCAN_PAGE;
+	uint32_t limit = s->limit && s->limit < max_rows ? s->limit : max_rows;
 	size_t bytes = 0;
 	int rc;
 
@@ -216,7 +217,12 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 		snprintf(buf, sizeof(buf), " %s ?%zu", s->constraints[i]->op, i + 2);
 		append(&sql, &len, &cap, buf);
 	}
-	append(&sql, &len, &cap, " ORDER BY _seq LIMIT ? OFFSET ?");
+	/* Pages resume after the last _seq sent: each costs its own size. */
+	char tailbuf[96];
+	size_t pn = s->n_constraints + 2;
+	snprintf(tailbuf, sizeof(tailbuf), " AND (?%zu IS NULL OR _seq > ?%zu) ORDER BY _seq LIMIT ?%zu",
+		 pn, pn, pn + 1);
+	append(&sql, &len, &cap, tailbuf);
 	if (sql == NULL)
 		return -ENOMEM;
 	rc = sqlite3_prepare_v2(qry_db(q), sql, -1, &st, NULL);
@@ -228,8 +234,9 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	sqlite3_bind_text(st, 1, s->publisher, -1, SQLITE_STATIC);
 	for (size_t i = 0; i < s->n_constraints; i++)
 		bind_value(st, (int)i + 2, s->constraints[i]->value);
-	sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)limit + 1);
-	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)s->offset);
+	if (s->resume)
+		sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)s->after_seq);
+	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)limit + 1);
 	out->rows = calloc(limit, sizeof(*out->rows));
 	if (out->rows == NULL) {
 		sqlite3_finalize(st);
@@ -237,7 +244,7 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_buf b = { 0 };
-		if (out->n_rows == limit || bytes > WIRE_MAX_MESSAGE / 2) {
+		if (out->n_rows == limit || bytes > max_bytes) {
 			out->more = 1;
 			break;
 		}
@@ -388,7 +395,8 @@ void serve_scan(struct node *n, struct wire_msg *m, int anonymous)
 	access_note(n, m->user, "scan", dataset, NULL);
 	if ((rc = open_local(n->st, s->publisher, s->table, s->as_of_size, !anonymous, &q, why,
 			     sizeof(why))) < 0 ||
-	    (rc = scan_local(q, s, &out, &head_size, why, sizeof(why))) < 0) {
+	    (rc = scan_local(q, s, &out, &head_size, FEDQ_SCAN_PAGE, WIRE_MAX_MESSAGE / 2, why,
+			     sizeof(why))) < 0) {
 		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
 				rc == -ENOENT ? MUSUBI__ERROR_CODE__ERR_NOT_FOUND
 					      : MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
@@ -675,7 +683,8 @@ struct pending_scan {
 	struct source *src;
 	void *sock;
 	Musubi__Scan scan;
-	uint64_t offset;
+	uint64_t last_seq;      /* _seq of the last row received */
+	int resumed;            /* a page after the first */
 	int done, failed;
 	char node[64];          /* who answered */
 	const char *kind;       /* "publisher", "replica" */
@@ -731,11 +740,12 @@ static void scan_here(struct fedq *fq, struct pending_scan *p, const char *kind)
 	p->failed = 0;
 	p->kind = kind;
 	snprintf(p->node, sizeof(p->node), "%s", fq->n->member);
-	p->scan.offset = 0;
+	p->scan.resume = 0;
 	p->scan.limit = FEDQ_MAX_ROWS;
 	if ((rc = open_local(fq->n->st, p->src->publisher, p->scan.table, p->src->as_of,
 			     fq->members, &q, p->reason, sizeof(p->reason))) == 0 &&
-	    (rc = scan_local(q, &p->scan, &rows, &head_size, p->reason, sizeof(p->reason))) == 0) {
+	    (rc = scan_local(q, &p->scan, &rows, &head_size, FEDQ_MAX_ROWS, SIZE_MAX, p->reason,
+			     sizeof(p->reason))) == 0) {
 		if ((rc = keep_rows(p, rows.rows, rows.n_rows)) == 0) {
 			uint8_t *hb;
 			size_t hl;
@@ -769,7 +779,8 @@ static int send_scan(struct fedq *fq, struct pending_scan *p)
 		    zmq_connect(p->sock, p->src->endpoint) != 0)
 			return -errno;
 	}
-	p->scan.offset = p->offset;
+	p->scan.resume = p->resumed;
+	p->scan.after_seq = p->last_seq;
 	p->scan.limit = FEDQ_SCAN_PAGE;
 	return wire_send(p->sock, NULL, 0, MUSUBI__MSG_TYPE__MSG_SCAN, 1, &p->scan.base);
 }
@@ -835,7 +846,16 @@ static void on_scan_reply(struct fedq *fq, struct pending_scan *p)
 			 FEDQ_MAX_ROWS);
 	} else {
 		set_head(p, r->signed_head.data, r->signed_head.len);
-		p->offset += r->n_rows;
+		if (p->nrows > 0) {
+			/* _seq is the second provenance value of every row. */
+			struct rec_row *last = NULL;
+			if (rec_row_decode(p->rows[p->nrows - 1].data, p->rows[p->nrows - 1].len, &last) == 0) {
+				if (last->n >= p->scan.n_columns + 2)
+					p->last_seq = (uint64_t)last->values[p->scan.n_columns + 1].i;
+				rec_row_free(&last);
+			}
+			p->resumed = 1;
+		}
 		if (r->more) {
 			/* Page on, pinned to the head the first page came from. */
 			struct head_signed h2;
@@ -950,7 +970,8 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 		const char *op = strchr(p, ',') + 1;
 		const char *end = strchr(op, '|');
 		static char opbuf[64][16];
-		snprintf(opbuf[i % 64], sizeof(opbuf[0]), "%.*s", end ? (int)(end - op) : (int)strlen(op), op);
+		snprintf(opbuf[i % 64], sizeof(opbuf[0]), "%.*s",
+			 end ? (int)(end - op) < 15 ? (int)(end - op) : 15 : (int)strnlen(op, 15), op);
 		musubi__constraint__init(&cons[i]);
 		musubi__value__init(&vals[i]);
 		cons[i].column = v->cols[col];
@@ -1158,49 +1179,66 @@ static const sqlite3_module fed_module = {
 static int describe_remote(struct fedq *fq, const char *table)
 {
 	json_t *cols = json_array();
-	size_t found = 0;
+	size_t found = 0, n = 0;
 	int64_t deadline = mu_now_us() + (int64_t)fq->timeout_ms * 1000;
+	void **socks = calloc(fq->nmembers ? fq->nmembers : 1, sizeof(*socks));
+	zmq_pollitem_t *items = calloc(fq->nmembers ? fq->nmembers : 1, sizeof(*items));
 
-	for (size_t i = 0; i < fq->nmembers; i++) {
+	/* Ask every publisher's node at once; union what they say. */
+	for (size_t i = 0; socks && items && i < fq->nmembers; i++) {
 		const struct trust_peer *mem = &fq->members_list[i];
+		Musubi__Scan q = MUSUBI__SCAN__INIT;
+		void *sock;
 		if (!(mem->roles & TRUST_PUBLISHER) || mem->endpoint[0] == '\0' ||
 		    strcmp(mem->id, fq->n->member) == 0)
 			continue;
-		void *sock = zmq_socket(fq->zctx, ZMQ_DEALER);
-		Musubi__Scan q = MUSUBI__SCAN__INIT;
 		q.table = (char *)table;
 		q.publisher = (char *)mem->id;
-		if (sock == NULL || wire_curve_client(sock, fq->n->pub, fq->n->sec, mem->transport_key) < 0 ||
+		if ((sock = zmq_socket(fq->zctx, ZMQ_DEALER)) == NULL)
+			continue;
+		if (wire_curve_client(sock, fq->n->pub, fq->n->sec, mem->transport_key) < 0 ||
 		    zmq_connect(sock, mem->endpoint) != 0 ||
 		    wire_send(sock, NULL, 0, MUSUBI__MSG_TYPE__MSG_SCAN, 1, &q.base) < 0) {
-			if (sock)
-				zmq_close(sock);
+			zmq_close(sock);
 			continue;
 		}
-		zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+		socks[n] = sock;
+		items[n] = (zmq_pollitem_t){ sock, 0, ZMQ_POLLIN, 0 };
+		n++;
+	}
+	for (size_t waiting = n; waiting > 0;) {
 		int64_t left = (deadline - mu_now_us()) / 1000;
-		struct wire_msg m;
-		if (left > 0 && zmq_poll(&it, 1, (long)left) == 1 && wire_recv(sock, 0, 0, &m) == 0) {
+		if (left <= 0 || zmq_poll(items, (int)n, (long)left) <= 0)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			struct wire_msg m;
+			if (!(items[k].revents & ZMQ_POLLIN) || wire_recv(socks[k], 0, 0, &m) != 0)
+				continue;
+			items[k].events = 0;   /* one answer each */
+			waiting--;
 			Musubi__ScanRows *r = m.env->type == MUSUBI__MSG_TYPE__MSG_SCAN_ROWS ?
 				musubi__scan_rows__unpack(NULL, m.env->payload.len, m.env->payload.data) : NULL;
-			for (size_t k = 0; r && k < r->n_columns; k++) {
+			for (size_t c = 0; r && c < r->n_columns; c++) {
 				size_t j;
-				json_t *c;
+				json_t *col;
 				int have = 0;
-				json_array_foreach(cols, j, c)
-					have |= strcmp(json_string_value(json_object_get(c, "name")),
-						       r->columns[k]->name) == 0;
+				json_array_foreach(cols, j, col)
+					have |= strcmp(json_string_value(json_object_get(col, "name")),
+						       r->columns[c]->name) == 0;
 				if (!have)
 					json_array_append_new(cols, json_pack("{s:s,s:s}", "name",
-						r->columns[k]->name, "type", r->columns[k]->decltype));
+						r->columns[c]->name, "type", r->columns[c]->decltype));
 			}
 			found += r != NULL && r->n_columns > 0;
 			if (r)
 				musubi__scan_rows__free_unpacked(r, NULL);
 			wire_msg_fini(&m);
 		}
-		zmq_close(sock);
 	}
+	for (size_t k = 0; k < n; k++)
+		zmq_close(socks[k]);
+	free(socks);
+	free(items);
 	if (found == 0) {
 		json_decref(cols);
 		return -ENOENT;

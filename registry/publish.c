@@ -710,9 +710,11 @@ static int batch_fn(struct store_txn *t, void *ctx)
 		if ((rc = store_dataset_put(t, &ds)) < 0)
 			goto out;
 		tree.lid = ds.local_id;
-		if ((rc = store_schema_put(t, p->schema_ref, p->schema->json, p->schema->json_len)) < 0)
-			goto out;
 	}
+	/* The schema the new entries name, also after a compatible evolution. */
+	if (!p->o->dry_run &&
+	    (rc = store_schema_put(t, p->schema_ref, p->schema->json, p->schema->json_len)) < 0)
+		goto out;
 	while (ds.size - start_size < limit) {
 		struct store_state_val sv, nv;
 		if ((rc = spool_read(p, &line)) < 0)

@@ -118,7 +118,8 @@ static int local_exec(void *ctx, const char *sql, struct fmt *out, char **err)
 	/* A fresh snapshot for each statement: the shell sees new data. */
 	if ((rc = qry_open(l->st, &l->o, &q)) < 0) {
 		*err = strdup(l->why[0] ? l->why : mu_strerror(rc));
-		return rc;
+		/* With pinned heads, these say a head is not here. */
+		return l->o.nasof > 0 && (rc == MU_E_USAGE || rc == MU_E_DENIED) ? -ENOENT : rc;
 	}
 	rc = qry_exec(q, sql, local_row, &lf, err);
 	if (qry_manifest(q, &l->heads) < 0)
@@ -576,7 +577,7 @@ static int remote_exec(void *ctx, const char *sql, struct fmt *out, char **err)
 	json_decref(r->heads);
 	r->heads = NULL;
 	q.sql = (char *)sql;
-	q.timeout_ms = r->a->timeout_ms > 0 && r->a->timeout_ms < 600000 ? (uint32_t)r->a->timeout_ms / 4 : 5000;
+	q.timeout_ms = r->a->timeout_ms > 0 && r->a->timeout_ms < 600000 ? (uint32_t)r->a->timeout_ms / 2 : 5000;
 	q.require_all = r->a->require_all;
 	q.local = r->a->local;
 	q.explain = r->a->explain;

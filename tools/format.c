@@ -109,6 +109,8 @@ static const char *cell_text(const struct fmt_cell *c, char *buf, size_t cap, ch
 		real_text(c->d, buf, cap);
 		return buf;
 	case FMT_TEXT:
+		if (c->len == 0)
+			return "";
 		if (memchr(c->s, '\0', c->len) == NULL && (*owned = strndup(c->s, c->len)) != NULL)
 			return *owned;
 		/* embedded NUL: show it as bytes */

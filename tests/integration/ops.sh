@@ -11,7 +11,7 @@
 # print "SKIP: ..." and are left out; deploy/install-deps installs them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fed.sh"
-trap 'fed_stop_all; stop_bg; rm -rf "$WORK"' EXIT
+trap 'kill "$WATCHDOG" 2>/dev/null; fed_stop_all; stop_bg; rm -rf "$WORK"' EXIT
 trap 'exit 1' INT TERM
 
 BUILD=$(dirname "$(dirname "$MUSUBI")")
@@ -25,8 +25,15 @@ stop_bg() {
 }
 skip() { echo "SKIP: $*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# stage NAME: say what runs, so that a hang names its place (the watchdog
+# below ends the test well inside meson's timeout).
+stage() { echo "$*" >"$WORK/stage"; }
+WATCHED=$$
+( sleep 600; echo "ops.sh: stuck in: $(cat "$WORK/stage" 2>/dev/null)" >&2; kill -TERM "$WATCHED" ) &
+WATCHDOG=$!
 
 # --- Install layout ---------------------------------------------------------
+stage "install layout"
 # Where a Debian build (prefix /usr) installs each file: configure only and
 # read meson's install plan.
 expect_status 0 meson setup "$WORK/deb" "$SRC" --prefix=/usr
@@ -71,6 +78,7 @@ done
 expect_in "$UNIT" "ExecStart=$SBINDIR/musubid --config $SYSCONFDIR/musubi/musubid.conf"
 
 # --- The systemd unit ---------------------------------------------------------
+stage "systemd unit"
 if have systemd-analyze; then
 	# verify needs ExecStart to exist and the Documentation= pages to be found.
 	mkdir -p "$WORK/unit"
@@ -104,6 +112,7 @@ else
 fi
 
 # --- The example config ---------------------------------------------------------
+stage "example config"
 # Every key musubid reads is explained in the example, and every value the
 # example shows is accepted: a node starts on it with all of them set.
 for key in $(sed -n 's/.*strcmp(key, "\([a-z-]*\)").*/\1/p' "$SRC/node/config.c"); do
@@ -136,6 +145,7 @@ done
 stop_bg
 
 # --- The sandbox against what musubid does ----------------------------------------
+stage "sandbox"
 # Two nodes replicate both ways while one runs under strace; every system
 # call it makes must pass the unit's SystemCallFilter, every socket family
 # its RestrictAddressFamilies, no mapping may be writable and executable
@@ -235,6 +245,7 @@ else
 fi
 
 # --- Man pages -----------------------------------------------------------------
+stage "man pages"
 # Each renders without a warning, and names every flag its program's --help
 # names (pages are written from --help: this catches a page left behind).
 if have man; then
@@ -259,6 +270,7 @@ else
 fi
 
 # --- Bash completion -------------------------------------------------------------
+stage "bash completion"
 expect_status 0 bash -n "$COMPLETION"
 # complete WORDS...: what the completion offers for the last word.
 complete_words() {
@@ -285,6 +297,7 @@ mkdir -p "$WORK/cdir/sub" && touch "$WORK/cdir/file"
 expect_completion "$WORK/cdir/sub" "$MUSUBI" backup --dir "$WORK/cdir/"
 
 # --- Backup while publishing, restore, catch-up -------------------------------------
+stage "backup while publishing"
 # A publishes large files in a loop (a few seconds each, the map growing
 # under the copy) while its musubid serves Y; backups taken meanwhile are
 # consistent snapshots: each opens, matches its manifest and verifies.
@@ -343,6 +356,7 @@ rm "$WORK/tampered/MANIFEST.json"
 expect_status 1 "$MUSUBI" backup --verify "$WORK/tampered"
 expect_in "$WORK/err" "did not finish"
 
+stage "restore and catch-up"
 # Restore A from the oldest backup: it fetches its own newer heads back
 # from Y and ends identical to what Y holds, verified.
 fed_wait_rows $Y 011002/sites 60000 60

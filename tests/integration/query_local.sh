@@ -105,6 +105,10 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["heads"][0]["data
 	"$WORK/m1.json" "$WORK/nosuch.json"
 expect_status 1 "$MUSUBI" query --dir "$N" --as-of "$WORK/nosuch.json"
 expect_in "$WORK/err" "this node holds no dataset 012025/nosuch"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["heads"][0]["head_size"]=100; json.dump(d, open(sys.argv[2], "w"))' \
+	"$WORK/m1.json" "$WORK/nohead.json"
+expect_status 1 "$MUSUBI" query --dir "$N" --as-of "$WORK/nohead.json"
+expect_in "$WORK/err" "012025/evacuation_sites has no signed head at size 100"
 
 # Refused: writes, several statements, bad SQL; stopped: the time limit.
 expect_status 1 "$MUSUBI" query --dir "$N" 'DELETE FROM aed'
