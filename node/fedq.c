@@ -1341,6 +1341,8 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 	}
 	sqlite3_progress_handler(db, 10000, progress, fq);
 	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, QRY_MAX_SQL);
+	/* No value larger than a reply: bounds what one query can allocate. */
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)(WIRE_MAX_MESSAGE));
 	/* Tables this node has no replica of are learnt from their publishers. */
 	for (int tries = 0;; tries++) {
 		sqlite3_set_authorizer(db, authorize, NULL);

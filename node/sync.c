@@ -487,8 +487,11 @@ static void fetch_on_entries(struct node *n, struct fetch *f, const struct pendi
 				 pd->to) == 0)
 			f->inflight++;
 	}
+	/* A commit may finish (and free) the fetch: look it up again by name. */
+	char dataset[sizeof(f->dataset)];
+	memcpy(dataset, f->dataset, sizeof(dataset));
 	fetch_try_commit(n, f);
-	if ((f = find_fetch(n, f->dataset)) != NULL)
+	if ((f = find_fetch(n, dataset)) != NULL)
 		fetch_pump(n, f);
 }
 
@@ -552,6 +555,8 @@ fail:
 	fetch_free(n, f);
 }
 
+static uint64_t current_trust_version(struct node *n);
+
 static void remember_peer_head(struct peer *p, const char *dataset, uint64_t size)
 {
 	for (size_t i = 0; i < p->nheads; i++)
@@ -586,7 +591,7 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 		return;
 	}
 	snprintf(dataset, sizeof(dataset), "%s", hs.hd->h.dataset);
-	uint64_t size = hs.hd->h.size;
+	uint64_t size = hs.hd->h.size, tv = hs.hd->h.trust_version;
 	head_signed_fini(&hs);
 	if (!sync_wants(n, dataset))
 		return;
@@ -597,6 +602,13 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 		n->stats.forks++;
 		snprintf(p->last_error, sizeof(p->last_error), "%.255s", why);
 		log_err("EVIDENCE: %s", why);
+		return;
+	}
+	if (rc < 0 && tv > current_trust_version(n)) {
+		/* Signed under a newer list than ours: no lie, fetch the list. */
+		Musubi__GetTrust q = MUSUBI__GET_TRUST__INIT;
+		q.after_version = current_trust_version(n);
+		peer_request(n, p, MUSUBI__MSG_TYPE__MSG_GET_TRUST, &q.base, NULL, 0, 0);
 		return;
 	}
 	if (rc < 0) {
@@ -841,6 +853,7 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 		return;   /* late reply to a request we gave up on */
 	p->last_seen_us = now;
 	if (m->env->version != WIRE_VERSION) {
+		n->stats.refused_proto++;
 		strike(n, p, "speaks protocol version %u; this node speaks %d: upgrade one of them",
 		       m->env->version, WIRE_VERSION);
 		if (pd.fetch)
@@ -870,6 +883,7 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 	case MUSUBI__MSG_TYPE__MSG_LIST_HEADS: {
 		Musubi__Heads *h = musubi__heads__unpack(NULL, m->env->payload.len, m->env->payload.data);
 		if (h == NULL) {
+			n->stats.refused_decode++;
 			strike(n, p, "sent heads that do not decode");
 			break;
 		}

@@ -91,12 +91,40 @@ static int store_evidence_fn(struct store_txn *t, void *arg)
 	return rc;
 }
 
-/* Store both heads as evidence; `ours` is a copy of the local head. */
+struct same_evidence {
+	const uint8_t *head;
+	size_t len;
+	int found;
+};
+
+static int find_same(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct same_evidence *s = ctx;
+	Musubi__Evidence *m = musubi__evidence__unpack(NULL, len, buf);
+
+	if (m != NULL) {
+		s->found |= m->head_b.len == s->len && memcmp(m->head_b.data, s->head, s->len) == 0;
+		musubi__evidence__free_unpacked(m, NULL);
+	}
+	return s->found;
+}
+
+/* Store both heads as evidence, once; `ours` is a copy of the local head. */
 static int record_fork(struct store *st, const char *dataset, const uint8_t *ours, size_t olen,
 		       const uint8_t *theirs, size_t tlen, const char *from, const char *reason)
 {
 	struct evidence_ctx e = { dataset, ours, theirs, olen, tlen, "local", from, reason };
-	int rc = store_write(st, store_evidence_fn, &e);
+	struct same_evidence same = { theirs, tlen, 0 };
+	struct store_txn t;
+	int rc;
+
+	if (store_read_begin(st, &t) == 0) {
+		store_evidence_iter(&t, find_same, &same);
+		store_read_end(&t);
+	}
+	if (same.found)
+		return MU_E_FORK;   /* known already: kept once */
+	rc = store_write(st, store_evidence_fn, &e);
 
 	fprintf(stderr, "musubi: FORK of %s: %s (from %s); evidence stored\n", dataset, reason, from);
 	return rc < 0 ? rc : MU_E_FORK;
@@ -339,6 +367,13 @@ static int commit_fn(struct store_txn *t, void *arg)
 			merkle_hash root;
 			if ((rc = judge_head(t, b->heads[next_head], b->head_lens[next_head], c->keyfn,
 					     c->kctx, &hs, c->why, c->whylen)) < 0) {
+				goto out;
+			}
+			if (hs.hd->h.time_us < ds.updated_us) {
+				snprintf(c->why, c->whylen, "the head of %s at size %" PRIu64 " is dated "
+					 "before the head it extends", b->dataset, fr.size);
+				head_signed_fini(&hs);
+				rc = MU_E_CORRUPT;
 				goto out;
 			}
 			merkle_frontier_root(&fr, root);

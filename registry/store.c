@@ -354,6 +354,8 @@ int store_dataset_get(struct store_txn *t, const char *name, struct store_datase
 	int rc;
 
 	memset(d, 0, sizeof(*d));
+	if (name[0] == '\0')
+		return -ENOENT;   /* LMDB refuses empty keys */
 	if ((rc = db_get(t, DB_DATASETS, name, strlen(name), &v)) < 0)
 		return rc;
 	if ((m = musubi__dataset_info__unpack(NULL, v.mv_size, v.mv_data)) == NULL)

@@ -26,30 +26,13 @@ trap 'fed_stop_all; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 # Node gaps found by this test (docs/SECURITY.md, "Known gaps"):
 #  rollback:*  a peer whose newest head went back is not noticed (it is safe:
 #              the node keeps its newer head, but nothing says so)
-#  fork:*      the publisher that forked is not struck, and the same two
-#              heads are stored as new evidence every time they are shown
-#  revoked:still serves  a peer one trust list version behind strikes the
-#              honest node for heads under the newer list and drops the
-#              GET_TRUST reply while backed off: it never catches up
-#  huge:counted, version:counted  struck but counted in no refused_*
+#  fork:penalised  the publisher that forked is not struck (the evidence is
+#              kept, once, and reported)
 #  huge-envelope:*  a reply envelope that does not decode is dropped
 #              without a strike, a count or a log line
-#  access:query: bounded memory  the coordinator's SQLite has no length
-#              or heap limit
-#  access:empty dataset name, no store error logged  a request with an
-#              empty dataset name reaches LMDB as a zero-length key
-#              (MDB_BAD_VALSIZE): ERR_INTERNAL, and an LMDB error logged
-#              for every such request
-#  backdate:*  a head dated before the head it extends is stored (ingest
-#              does not check the order of head times; musubi verify does,
-#              and then fails on the honest node)
 KNOWN_GAPS=${KNOWN_GAPS-"rollback:penalised rollback:reason_in_status rollback:reason_in_log
-rollback:counted fork:penalised fork:evidence_kept_once revoked:still_serves huge:counted
-version:counted huge-envelope:penalised huge-envelope:reason_in_status huge-envelope:reason_in_log
-huge-envelope:counted access:query:_bounded_memory access:empty_dataset_name:_not_found
-access:no_store_error_logged backdate:penalised backdate:reason_in_status
-backdate:reason_in_log backdate:counted backdate:nothing_stored backdate:verify_passes
-backdate:entries_unchanged"}
+rollback:counted fork:penalised huge-envelope:penalised huge-envelope:reason_in_status
+huge-envelope:reason_in_log huge-envelope:counted"}
 KNOWN_GAPS=$(echo $KNOWN_GAPS)
 
 # check CASE WHAT COND...: COND is a shell command that must succeed.

@@ -11,17 +11,42 @@
 # print "SKIP: ..." and are left out; deploy/install-deps installs them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/fed.sh"
-trap 'kill "$WATCHDOG" 2>/dev/null; fed_stop_all; stop_bg; rm -rf "$WORK"' EXIT
+trap 'kill "$WATCHDOG" 2>/dev/null; stop_nodes; stop_bg; rm -rf "$WORK"' EXIT
 trap 'exit 1' INT TERM
 
 BUILD=$(dirname "$(dirname "$MUSUBI")")
 BG=""
+# stop_pid PID: SIGTERM, and SIGKILL if that has not worked in 10 s: a
+# node that hangs on its way out must not hang the test.
+stop_pid() {
+	kill "$1" 2>/dev/null || return 0
+	n=0
+	while kill -0 "$1" 2>/dev/null; do
+		n=$((n + 1))
+		if [ $n -ge 100 ]; then
+			echo "NOTE: process $1 ignored SIGTERM for 10 s: killed" >&2
+			kill -KILL "$1" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+	done
+	wait "$1" 2>/dev/null || true
+}
 stop_bg() {
 	for p in $BG; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
+		stop_pid "$p"
 	done
 	BG=""
+}
+stop_node() {
+	[ -f "$WORK/fed/$1.pid" ] || return 0
+	stop_pid "$(cat "$WORK/fed/$1.pid")"
+	rm -f "$WORK/fed/$1.pid"
+}
+stop_nodes() {
+	for id in $FED_IDS; do
+		stop_node "$id"
+	done
 }
 skip() { echo "SKIP: $*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -29,7 +54,12 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # below ends the test well inside meson's timeout).
 stage() { echo "$*" >"$WORK/stage"; }
 WATCHED=$$
-( sleep 600; echo "ops.sh: stuck in: $(cat "$WORK/stage" 2>/dev/null)" >&2; kill -TERM "$WATCHED" ) &
+(
+	i=0   # short sleeps: a killed watchdog leaves no long sleep holding the output open
+	while [ $i -lt 600 ]; do sleep 1; i=$((i + 1)); done
+	echo "ops.sh: stuck in: $(cat "$WORK/stage" 2>/dev/null)" >&2
+	kill -TERM "$WATCHED"
+) >/dev/null &
 WATCHDOG=$!
 
 # --- Install layout ---------------------------------------------------------
@@ -176,7 +206,7 @@ if have strace && have systemd-analyze; then
 	fed_wait_rows $A 222127/toilets "$(fed_rows $Y 222127/toilets)" 30
 	"$MUSUBI" status --node "tcp://127.0.0.1:$PORT" --dir "$(fed_dir $Y)" >/dev/null 2>&1 ||
 		fail "the traced node does not answer"
-	fed_stop $A
+	stop_node $A
 	stop_bg
 	python3 - "$UNIT" "$WORK/trace" "$(cd "$(fed_dir $Y)" && pwd)" <<'PY' || fail "musubid does something its sandbox forbids"
 import re, subprocess, sys
@@ -290,7 +320,7 @@ expect_completion "revoke rotate" "$MUSUBI" trust r
 expect_completion "--key" "$MUSUBI" trust rotate --k
 expect_completion "check list show" "$MUSUBI" schema ""
 expect_completion "--timeout" "$MUSUBI" status --node tcp://x --ti
-expect_completion "--dir --verify" "$MUSUBI" backup --
+expect_completion "--dir --help --verify" "$MUSUBI" backup --
 expect_completion "debug error info warn" "$MUSUBID" --log-level ""
 expect_completion "no yes" "$MUSUBID" --anonymous ""
 mkdir -p "$WORK/cdir/sub" && touch "$WORK/cdir/file"
@@ -374,7 +404,7 @@ until [ "$want" = "$(root_of "$(fed_dir $Y)" 011002/sites)" ] || [ $n -ge 60 ]; 
 	n=$((n + 1))
 	sleep 1
 done
-fed_stop $A
+stop_node $A
 mv "$(fed_dir $A)" "$WORK/a.before-restore"
 cp -a "$WORK/backup1" "$(fed_dir $A)"
 [ "$(root_of "$(fed_dir $A)" 011002/sites)" != "$want" ] || fail "the backup already holds the newest head"
