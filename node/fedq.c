@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1561,7 +1562,10 @@ static void *worker_main(void *arg)
 		zmq_msg_init(&rid);
 		zmq_msg_init(&user);
 		zmq_msg_init(&env);
-		if (zmq_msg_recv(&rid, w->sock, 0) < 0) {
+		int got;
+		while ((got = zmq_msg_recv(&rid, w->sock, 0)) < 0 && errno == EINTR)
+			;
+		if (got < 0) {
 			zmq_msg_close(&rid);
 			zmq_msg_close(&user);
 			zmq_msg_close(&env);
@@ -1600,7 +1604,16 @@ int fedq_start(struct node *n)
 		free(w);
 		return -errno;
 	}
-	if (pthread_create(&tid, NULL, worker_main, w) != 0) {
+	/* The worker must never take SIGTERM/SIGINT: those are the reactor's,
+	 * which then stops the worker itself. The mask is inherited. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int err = pthread_create(&tid, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err != 0) {
 		zmq_close(w->sock);
 		free(w);
 		return -EAGAIN;
@@ -1613,7 +1626,7 @@ int fedq_start(struct node *n)
 void fedq_stop(struct node *n)
 {
 	if (n->qthread_started) {
-		zmq_send(n->qsock, "", 0, 0);
+		zmq_send(n->qsock, "", 0, ZMQ_DONTWAIT);
 		pthread_join(n->qthread, NULL);
 		n->qthread_started = 0;
 	}

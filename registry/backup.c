@@ -66,7 +66,6 @@ static int write_all(int fd, const void *buf, size_t len)
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
-	(void)sb; (void)type; (void)ftw;
 	remove(path);
 	return 0;
 }

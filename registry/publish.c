@@ -57,6 +57,8 @@ struct publish {
 /* Record an error; keep the first max_errors. Never fails: an error list
  * that cannot grow just stops growing, the count stays right. */
 static void add_error(struct publish *p, uint64_t line, unsigned column, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void add_error(struct publish *p, uint64_t line, unsigned column, const char *fmt, ...)
 {
 	struct publish_result *res = p->res;
 	size_t max = p->o->max_errors ? p->o->max_errors : PUBLISH_DEFAULT_MAX_ERRORS;

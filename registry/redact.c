@@ -36,7 +36,7 @@ int redact_stub_decode(const uint8_t *buf, size_t len, struct redact_stub *out)
 	out->op = m->op == MUSUBI__OP__OP_DELETE ? REC_DELETE : REC_UPSERT;
 	out->notice_len = m->notice.len;
 	out->notice = malloc(m->notice.len ? m->notice.len : 1);
-	if (out->notice)
+	if (out->notice && m->notice.len > 0)
 		memcpy(out->notice, m->notice.data, m->notice.len);
 	musubi__redacted_entry__free_unpacked(m, NULL);
 	if (out->key == NULL || out->notice == NULL) {

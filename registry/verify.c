@@ -15,6 +15,8 @@
 #define DELETED_BIT (UINT64_C(1) << 63)
 
 static void problem(struct verify_report *rep, const char *dataset, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct verify_report *rep, const char *dataset, const char *fmt, ...)
 {
 	struct verify_problem *p = realloc(rep->problems, (rep->nproblems + 1) * sizeof(*p));
 	va_list ap;

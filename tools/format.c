@@ -114,7 +114,7 @@ static const char *cell_text(const struct fmt_cell *c, char *buf, size_t cap, ch
 		if (memchr(c->s, '\0', c->len) == NULL && (*owned = strndup(c->s, c->len)) != NULL)
 			return *owned;
 		/* embedded NUL: show it as bytes */
-		/* fall through */
+		__attribute__((fallthrough));
 	case FMT_BLOB:
 		return (*owned = hex(c->s, c->len));
 	default:
@@ -276,7 +276,7 @@ static json_t *cell_json(const struct fmt_cell *c, int *prec)
 		if ((v = json_stringn(c->s, c->len)) != NULL)
 			return v;
 		/* not UTF-8: as hex, like a blob */
-		/* fall through */
+		__attribute__((fallthrough));
 	case FMT_BLOB:
 		h = hex(c->s, c->len);
 		v = h ? json_string(h) : NULL;
