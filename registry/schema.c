@@ -800,10 +800,17 @@ static int copy_defaults(char ***out, size_t *n, const char *const *v, size_t le
 static const char *pattern_problem(const char *p)
 {
 	long cost[64], atom = 0;   /* cost of each open group; of the last atom */
-	int depth = 0;
+	int depth = 0, quantified = 0;
 
 	cost[0] = 0;
 	for (; *p != '\0'; p++) {
+		/* A quantifier on a quantifier (a**, a+*, a{2}?) only makes
+		 * glibc's compiler work exponentially harder: refuse it. */
+		int quantifier = *p == '*' || *p == '+' || *p == '?' ||
+				 (*p == '{' && is_digit(p[1]));
+		if (quantifier && quantified)
+			return "a quantifier follows a quantifier";
+		quantified = quantifier;
 		switch (*p) {
 		case '\\':
 			if (p[1] >= '1' && p[1] <= '9')

@@ -12,8 +12,8 @@
 # (build/). Environment:
 #   SETTINGS="W:BYTES ..."  musubid window and batch-bytes pairs to try
 #                           (default "8:1048576 32:1048576 32:4194304")
-#   REPEAT=N                run the baseline and every setting N times and
-#                           keep the best (default 1)
+#   REPEAT=N                rounds of the baseline and every setting (interleaved);
+#                           the best run of each counts (default 1)
 #   PUBLISHES=N             small publishes for the latency (default 100)
 #   SYNC_MS=N               musubid sync-interval-ms (default: its own)
 #   PERF=FILE               record B's first sync with perf (call graphs)
@@ -75,8 +75,8 @@ cpu_s() {
 		"/proc/$1/stat"
 }
 
-# start ID [FLAGS...]: run musubid for node ID (A, B or C); ready when it
-# answers a status request.
+# start ID [FLAGS...]: run musubid for node ID (A, B or C) in the background;
+# wait_ready ID: until it answers a status request.
 start() {
 	id=$1
 	shift
@@ -125,23 +125,6 @@ rm -f "$WORK/v0.csv"
 [ "$(entries A "$DATASET")" = "$ENTRIES" ] ||
 	{ echo "bench_replicate: the publish did not give $ENTRIES entries" >&2; exit 1; }
 
-load0=$(cut -d' ' -f1-3 /proc/loadavg)
-i=0
-while [ "$i" -lt "$REPEAT" ]; do
-	i=$((i + 1))
-	echo "baseline run $i of $REPEAT..." >&2
-	sync
-	rm -rf "$WORK/baseline"
-	"$BASELINE" "$WORK/A" "$DATASET" "$WORK/baseline" >>"$WORK/baseline.out"
-done
-rm -rf "$WORK/baseline"
-# "N entries (442.7 MB, ...) in 2.676 s (...); cpu 1.69 s receiver + 1.00 s sender"
-# becomes "2.676 1.69 1.00"; the fastest run counts.
-base=$(sed -n 's/.* in \([0-9.]*\) s .*cpu \([0-9.]*\) s receiver + \([0-9.]*\) s sender/\1 \2 \3/p' \
-	"$WORK/baseline.out" | sort -n | head -n 1)
-base_s=${base%% *}
-entry_mb=$(sed -n 's/.*entries (\([0-9.]*\) MB.*/\1/p' "$WORK/baseline.out" | head -n 1)
-
 start A
 wait_ready A
 
@@ -179,14 +162,29 @@ sync_run() {
 	fi
 	stop B
 }
-for s in $SETTINGS; do
-	i=0
-	while [ "$i" -lt "$REPEAT" ]; do
-		i=$((i + 1))
-		echo "sync window ${s%:*}, batch-bytes ${s#*:}: run $i of $REPEAT..." >&2
+
+# Rounds of the baseline and every setting, interleaved, so that a change
+# in the machine's load falls on both sides of the ratio.
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+i=0
+while [ "$i" -lt "$REPEAT" ]; do
+	i=$((i + 1))
+	echo "round $i of $REPEAT: baseline..." >&2
+	sync
+	rm -rf "$WORK/baseline"
+	"$BASELINE" "$WORK/A" "$DATASET" "$WORK/baseline" >>"$WORK/baseline.out"
+	rm -rf "$WORK/baseline"
+	for s in $SETTINGS; do
+		echo "round $i of $REPEAT: musubid window ${s%:*}, batch-bytes ${s#*:}..." >&2
 		sync_run "${s%:*}" "${s#*:}"
 	done
 done
+# "N entries (442.7 MB, ...) in 2.676 s (...); cpu 1.69 s receiver + 1.00 s sender"
+# becomes "2.676 1.69 1.00"; the fastest run counts.
+base=$(sed -n 's/.* in \([0-9.]*\) s .*cpu \([0-9.]*\) s receiver + \([0-9.]*\) s sender/\1 \2 \3/p' \
+	"$WORK/baseline.out" | sort -n | head -n 1)
+base_s=${base%% *}
+entry_mb=$(sed -n 's/.*entries (\([0-9.]*\) MB.*/\1/p' "$WORK/baseline.out" | head -n 1)
 
 # Latency: A - B - C in a line, C peering only with B; both replicate only
 # the small dataset, so nothing else is on the wire.

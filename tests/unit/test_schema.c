@@ -830,7 +830,7 @@ static const struct parse_case parse_cases[] = {
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"pattern\": \"((a{100}){100}){100}\"}}"),
 	  "is refused: its {m,n} bounds expand too far" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"pattern\": \"a++++++++++++++++\"}}"),
-	  "is refused: it expands too far" },
+	  "is refused: a quantifier follows a quantifier" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"exclusiveMinimum\": 1}}"),
 	  "field 1 (\"a\"): unknown constraint \"exclusiveMinimum\"" },
 	{ DOC("{\"name\": \"a\", \"constraints\": {\"enum\": []}}"), "enum must be a non-empty array" },
