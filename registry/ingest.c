@@ -249,7 +249,9 @@ static int note_schema(struct store_txn *t, struct store_dataset *ds, const stru
 			memcpy(ds->schema_digest, e->schema_digest, 32);
 	}
 	snprintf(ref, sizeof(ref), "%s@%u", e->schema_id, e->schema_version);
-	if (store_schema_get(t, ref, &json, &len) == 0)
+	/* Already found missing in this commit: do not hash every built-in
+	 * again for each of its upserts. */
+	if (strcmp(res->missing_schema, ref) == 0 || store_schema_get(t, ref, &json, &len) == 0)
 		return 0;
 	for (size_t i = 0; i < schema_builtin_count(); i++) {
 		const char *b = schema_builtin_json(i);
