@@ -660,7 +660,8 @@ static int norm_cell(unsigned flags, const char *s, size_t len, struct buf *b)
 		rc = buf_add(b, s + i, 1);
 		i++;
 	}
-	if (rc == 0 && (flags & N_TRIM)) {
+	/* An empty first cell leaves the buffer unallocated: nothing to trim. */
+	if (rc == 0 && (flags & N_TRIM) && b->len > begin) {
 		size_t n = trim(b->p + begin, b->len - begin, &start);
 		memmove(b->p + begin, b->p + begin + start, n);
 		b->len = begin + n;

@@ -179,10 +179,16 @@ while [ "$i" -lt "$REPEAT" ]; do
 		sync_run "${s%:*}" "${s#*:}"
 	done
 done
+# Over the runs: the least time and CPU (the least disturbed run measures
+# the code), the highest memory.
+least() {
+	awk 'NR == 1 || $1 < s { s = $1 } NR == 1 || $2 < b { b = $2 } NR == 1 || $3 < a { a = $3 }
+	     $4 > r { r = $4 } END { print s, b, a, r }'
+}
 # "N entries (442.7 MB, ...) in 2.676 s (...); cpu 1.69 s receiver + 1.00 s sender"
-# becomes "2.676 1.69 1.00"; the fastest run counts.
-base=$(sed -n 's/.* in \([0-9.]*\) s .*cpu \([0-9.]*\) s receiver + \([0-9.]*\) s sender/\1 \2 \3/p' \
-	"$WORK/baseline.out" | sort -n | head -n 1)
+# becomes "2.676 1.69 1.00".
+base=$(sed -n 's/.* in \([0-9.]*\) s .*cpu \([0-9.]*\) s receiver + \([0-9.]*\) s sender/\1 \2 \3 0/p' \
+	"$WORK/baseline.out" | least)
 base_s=${base%% *}
 entry_mb=$(sed -n 's/.*entries (\([0-9.]*\) MB.*/\1/p' "$WORK/baseline.out" | head -n 1)
 
@@ -219,8 +225,8 @@ for i in range(1, int(count) + 1):
     print("%.1f" % ((time.monotonic() - t0) * 1000))
 EOF
 
-# best W:BYTES: "seconds B_cpu A_cpu rss" of the fastest run of a setting.
-best() { sort -n "$WORK/sync-$1.m" | head -n 1; }
+# best W:BYTES: "seconds B_cpu A_cpu rss" of a setting, as least() says.
+best() { least <"$WORK/sync-$1.m"; }
 
 echo
 awk -v n="$ENTRIES" -v mb="$entry_mb" -v cpus="$(nproc)" 'BEGIN {

@@ -170,9 +170,12 @@ struct store *fuzz_trust_store(void)
 
 	if (trust_st != NULL)
 		return trust_st;
-	if (fuzz_store_new(trust_dir, sizeof(trust_dir), &trust_st) < 0 || fuzz_trust_list(&list) < 0 ||
-	    trust_store_list(trust_st, list.data, list.len, why, sizeof(why)) < 0) {
-		fprintf(stderr, "fuzz: cannot make the trust store under %s\n", tmpdir());
+	int rc = fuzz_store_new(trust_dir, sizeof(trust_dir), &trust_st);
+
+	if (rc < 0 || (rc = fuzz_trust_list(&list)) < 0 ||
+	    (rc = trust_store_list(trust_st, list.data, list.len, why, sizeof(why))) < 0) {
+		fprintf(stderr, "fuzz: cannot make the trust store under %s: %s\n", tmpdir(),
+			mu_strerror(rc));
 		exit(1);
 	}
 	rec_buf_fini(&list);

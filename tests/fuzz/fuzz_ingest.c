@@ -184,10 +184,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *p = data, *end = data + size;
 	struct store *st = NULL;
 	char dir[256];
+	int rc;
 
-	if (fuzz_store_new(dir, sizeof(dir), &st) < 0) {
-		fprintf(stderr, "fuzz_ingest: cannot make a store under $TMPDIR\n");
-		abort();
+	if ((rc = fuzz_store_new(dir, sizeof(dir), &st)) < 0) {   /* the machine, not the input */
+		fprintf(stderr, "fuzz_ingest: cannot make a store under $TMPDIR: %s\n", mu_strerror(rc));
+		exit(1);
 	}
 	for (int f = 0; f < MAX_FRAMES && p < end; f++) {
 		size_t hlen, elen;
