@@ -53,7 +53,9 @@ void access_flush(struct node *n)
 	char why[256];
 	int rc;
 
-	if (n->naccess == 0)
+	/* Restored from a backup: appending now would fork the access log
+	 * that peers hold (catchup.c); keep the records until caught up. */
+	if (n->naccess == 0 || n->restore_pending)
 		return;
 	vals = calloc(n->naccess * NF, sizeof(*vals));
 	ids = calloc(n->naccess, sizeof(*ids));

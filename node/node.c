@@ -86,6 +86,7 @@ int node_start(struct node *n, struct node_config *cfg)
 		log_err("%s has no member id: run musubi init", cfg->dir);
 		return rc;
 	}
+	catchup_init(n);
 	snprintf(path, sizeof(path), "%s/keys/transport.pem", cfg->dir);
 	if ((rc = sig_transport_load(path, n->pub, n->sec)) < 0) {
 		log_err("cannot load the transport key %s: %s", path, mu_strerror(rc));

@@ -45,8 +45,10 @@ struct peer {
 	struct pending inflight[NODE_MAX_INFLIGHT];
 	int ninflight;
 	uint64_t heads_seen;      /* heads received, for status */
-	/* the peer's newest head size per dataset, for lag in status */
-	struct peer_head { char dataset[128]; uint64_t size; } *heads;
+	int heads_listed;         /* it has answered a list-heads request */
+	/* the peer's newest head size per dataset, for lag in status, and
+	 * when it was learned, to tell a rollback from a reply in flight */
+	struct peer_head { char dataset[128]; uint64_t size; int64_t seen_us; } *heads;
 	size_t nheads;
 };
 
@@ -102,6 +104,8 @@ struct node {
 	pthread_t qthread;
 	int qthread_started;
 	int queries_queued;
+	int restore_pending;            /* restored from a backup, not caught up (catchup.c) */
+	struct metrics *metrics;        /* counters for /metrics and status (metrics.h) */
 	volatile int stop;
 };
 
@@ -134,5 +138,11 @@ void sync_announce_changes(struct node *n);
 void sync_fini(struct node *n);
 /* Does the node replicate this dataset (config replicate patterns)? */
 int sync_wants(const struct node *n, const char *dataset);
+
+/* catchup.c: the restore guard (backup.h). catchup_init reads the mark at
+ * start; catchup_check clears it once this member's datasets are at least
+ * at the sizes every answering peer listed. */
+void catchup_init(struct node *n);
+void catchup_check(struct node *n, int64_t now);
 
 #endif

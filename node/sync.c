@@ -892,6 +892,7 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 			maybe_fetch_redactions(n, p, h->heads[i]->dataset, h->heads[i]->redactions);
 		}
 		musubi__heads__free_unpacked(h, NULL);
+		p->heads_listed = 1;
 		break;
 	}
 	case MUSUBI__MSG_TYPE__MSG_GET_HEADS:
@@ -1007,6 +1008,7 @@ void sync_tick(struct node *n, int64_t now)
 	if (now >= n->next_scan_us) {
 		n->next_scan_us = now + (int64_t)n->cfg->sync_interval_ms * 1000;
 		sync_announce_changes(n);
+		catchup_check(n, now);
 	}
 }
 

@@ -210,6 +210,44 @@ out:
 	return rc;
 }
 
+int backup_restored(struct store_txn *t, char *when, size_t cap)
+{
+	size_t len;
+	int rc = store_meta_get(t, BACKUP_RESTORED_KEY, when, cap, &len);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	return len > 0;   /* cleared marks are empty */
+}
+
+int backup_mark_restored(struct store_txn *t, const char *when)
+{
+	return store_meta_put(t, BACKUP_RESTORED_KEY, when ? when : "", when ? strlen(when) : 0);
+}
+
+static int mark_fn(struct store_txn *t, void *ctx)
+{
+	return backup_mark_restored(t, ctx);
+}
+
+/* Mark the copy in out as restored-from-backup (above), before the
+ * manifest describes it. */
+static int mark_copy(const char *out, const char *when, char *why, size_t whylen)
+{
+	struct store *st = NULL;
+	int rc = store_open(out, 0, &st);
+
+	if (rc == 0)
+		rc = store_write(st, mark_fn, (void *)when);
+	store_close(&st);
+	if (rc < 0)
+		snprintf(why, whylen, "cannot mark the copy in %s as a backup: %s", out,
+			 mu_strerror(rc));
+	return rc;
+}
+
 /* The "store" object of the manifest, made from the store in dir. */
 static int describe_store(const char *dir, json_t **out, struct backup_info *info, char *why,
 			  size_t whylen)
@@ -329,11 +367,12 @@ int backup_create(const char *datadir, const char *out, struct backup_info *info
 		goto out;
 	}
 	made = 1;
+	mu_format_time(mu_now_us(), when, sizeof(when));
 	if ((rc = copy_store(datadir, out, why, whylen)) < 0 ||
+	    (rc = mark_copy(out, when, why, whylen)) < 0 ||
 	    (rc = each_key(datadir, out, keys, &info->keys, why, whylen)) < 0 ||
 	    (rc = describe_store(out, &desc, info, why, whylen)) < 0)
 		goto out;
-	mu_format_time(mu_now_us(), when, sizeof(when));
 	if (realpath(datadir, src) == NULL)
 		snprintf(src, sizeof(src), "%s", datadir);
 	m = json_pack("{s:i,s:s,s:s,s:s,s:O,s:O}", "musubi_backup", BACKUP_FORMAT,

@@ -62,4 +62,23 @@ int backup_create(const char *datadir, const char *out, struct backup_info *info
  */
 int backup_check(const char *out, struct backup_info *info, char *why, size_t whylen);
 
+/*
+ * The restore guard. A backup's store carries a mark, "restored from a
+ * backup taken at WHEN", in its meta. A node put back from a backup holds
+ * an older state of its own logs than its peers may hold: a publish from
+ * it before it has fetched them back signs a head that forks its own
+ * history, evidence kept against it forever (docs/OPERATIONS.md). So
+ * `musubi publish` refuses while the mark is there, and musubid removes it
+ * once a peer has listed its heads and every dataset this member publishes
+ * is at least at the size its peers hold.
+ */
+#define BACKUP_RESTORED_KEY "restored_from_backup"
+
+/* The mark's time into when (UTC text): 1 when marked, 0 when not, or a
+ * negative code. */
+struct store_txn;
+int backup_restored(struct store_txn *t, char *when, size_t cap);
+/* Set (when != NULL) or clear (when == NULL) the mark. */
+int backup_mark_restored(struct store_txn *t, const char *when);
+
 #endif

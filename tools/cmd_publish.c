@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "backup.h"
 #include "cli.h"
 #include "client.h"
 #include "mu_err.h"
@@ -17,7 +18,8 @@ static const char publish_usage[] =
 	"usage: musubi publish --dir DATADIR --dataset NAME --schema ID@VERSION|FILE.json\n"
 	"                      [--mapping NAME|FILE.json] [--license URL|NAME]\n"
 	"                      [--dry-run] [--ignore-extra-columns] [--max-errors N]\n"
-	"                      [--batch-rows N] [--access public|members] [--json] FILE.csv\n\n"
+	"                      [--batch-rows N] [--access public|members] [--after-restore]\n"
+	"                      [--json] FILE.csv\n\n"
 	"Validate FILE.csv (UTF-8 or Shift_JIS) against the schema, compare it with the\n"
 	"dataset's current rows, and append only what changed (new, changed and deleted\n"
 	"rows), signed by the node's key. Any error in the file appends nothing: the\n"
@@ -34,6 +36,10 @@ static const char publish_usage[] =
 	"  --batch-rows N          entries per signed batch (default 25000)\n"
 	"  --access public|members who may read the dataset from other nodes (default:\n"
 	"                          public for a new dataset, unchanged for an existing one)\n"
+	"  --after-restore         publish from a data directory restored from a backup\n"
+	"                          before its node has fetched its own history back from\n"
+	"                          its peers; only when no peer holds anything published\n"
+	"                          after the backup (otherwise the publish forks the log)\n"
 	"  --json                  print the result as one JSON object\n";
 
 static void print_json(const struct publish_result *r, int rc, int dry_run)
@@ -137,6 +143,40 @@ static void print_text(const struct publish_result *r, int rc, const char *path,
 		       (unsigned long long)r->old_size, (unsigned long long)r->new_size,
 		       (unsigned long long)r->batches, r->batches == 1 ? "" : "es", root);
 }
+static int clear_mark(struct store_txn *t, void *ctx)
+{
+	(void)ctx;
+	return backup_mark_restored(t, NULL);
+}
+
+/* A store restored from a backup publishes only once its node has caught up
+ * with its peers (backup.h), or when the operator says no peer is ahead. */
+static int restore_guard(struct store *st, const char *dir, int after_restore)
+{
+	struct store_txn t;
+	char when[64] = "";
+	int rc = store_read_begin(st, &t);
+
+	if (rc == 0) {
+		rc = backup_restored(&t, when, sizeof(when));
+		store_read_end(&t);
+	}
+	if (rc < 0) {
+		cli_error("publish", "cannot read the store in %s: %s", dir, mu_strerror(rc));
+		return rc;
+	}
+	if (rc == 0)
+		return 0;
+	if (after_restore)
+		return store_write(st, clear_mark, NULL);
+	cli_error("publish", "%s was restored from a backup taken %s and its node has not yet "
+		  "fetched back from its peers what was published since: a publish now would fork "
+		  "this member's logs. Start musubid and wait until `musubi status --dir %s` no "
+		  "longer says \"restored\" (it needs a peer to answer), or, if no peer holds "
+		  "anything published after the backup, publish with --after-restore",
+		  dir, when, dir);
+	return MU_E_USAGE;
+}
 
 int cmd_publish(int argc, char **argv)
 {
@@ -152,6 +192,7 @@ int cmd_publish(int argc, char **argv)
 		{ "access", required_argument, NULL, 'A' },
 		{ "mapping", required_argument, NULL, 'm' },
 		{ "license", required_argument, NULL, 'L' },
+		{ "after-restore", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -161,7 +202,7 @@ int cmd_publish(int argc, char **argv)
 	struct store *st = NULL;
 	struct sig_key *key = NULL;
 	char keypath[4096];
-	int c, rc, json = 0, ret = EXIT_FAILURE_;
+	int c, rc, json = 0, after_restore = 0, ret = EXIT_FAILURE_;
 
 	if (cli_wants_help(argc, argv, publish_usage))
 		return EXIT_OK;
@@ -177,6 +218,7 @@ int cmd_publish(int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'm': o.mapping_spec = optarg; break;
 		case 'L': o.license = optarg; break;
+		case 'R': after_restore = 1; break;
 		case 'A':
 			if (strcmp(optarg, "public") == 0) {
 				o.access = PUBLISH_ACCESS_PUBLIC;
@@ -201,6 +243,10 @@ int cmd_publish(int argc, char **argv)
 		cli_error("publish", "cannot open the store in %s: %s%s", dir, mu_strerror(rc),
 			  rc == -ENOENT ? " (run musubi init first)" : "");
 		return EXIT_FAILURE_;
+	}
+	if (!o.dry_run && (rc = restore_guard(st, dir, after_restore)) < 0) {
+		ret = rc == MU_E_USAGE ? EXIT_PROBLEM : EXIT_FAILURE_;
+		goto out;
 	}
 	snprintf(keypath, sizeof(keypath), "%s/keys/signing.pem", dir);
 	if (!o.dry_run && (rc = sig_key_load_private(keypath, &key)) < 0) {

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "backup.h"
 #include "cli.h"
 #include "head.h"
 #include "mu_err.h"
@@ -90,6 +91,9 @@ int cmd_status(int argc, char **argv)
 		goto out;
 	}
 	store_map_usage(st, &used, &mapsize);
+	char restored[64] = "";
+	if (backup_restored(&t, restored, sizeof(restored)) <= 0)
+		restored[0] = '\0';
 	jds = json_array();
 	tab = cli_table_new(6, headers);
 	for (size_t i = 0; i < n; i++) {
@@ -124,8 +128,9 @@ int cmd_status(int argc, char **argv)
 		store_dataset_fini(&ds);
 	}
 	if (json) {
-		json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:O}", "member", member, "dir", dir,
+		json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s?,s:O}", "member", member, "dir", dir,
 				      "map_used", (json_int_t)used, "map_size", (json_int_t)mapsize,
+				      "restored_from_backup", restored[0] ? restored : NULL,
 				      "datasets", jds);
 		char *s = json_dumps(o, JSON_COMPACT);
 		puts(s ? s : "{}");
@@ -134,6 +139,10 @@ int cmd_status(int argc, char **argv)
 	} else {
 		printf("member   %s\ndata     %s\nstore    %.1f MiB used of a %.0f MiB map\n\n", member,
 		       dir, used / 1048576.0, mapsize / 1048576.0);
+		if (restored[0])
+			printf("restored from a backup taken %s, not yet caught up with its peers:\n"
+			       "         start musubid and wait before publishing (docs/OPERATIONS.md)\n\n",
+			       restored);
 		if (n == 0)
 			printf("no datasets yet: publish one with musubi publish\n");
 		else

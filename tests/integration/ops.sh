@@ -408,6 +408,19 @@ stop_node $A
 mv "$(fed_dir $A)" "$WORK/a.before-restore"
 cp -a "$WORK/backup1" "$(fed_dir $A)"
 [ "$(root_of "$(fed_dir $A)" 011002/sites)" != "$want" ] || fail "the backup already holds the newest head"
+# The restore guard: before its node has caught up, a publish from the
+# restored directory would fork A's log that Y holds; it is refused, says
+# why and what to do, and writes nothing.
+restored_root=$(root_of "$(fed_dir $A)" 011002/sites)
+newest=$want   # expect_status sets want
+expect_status 0 "$MUSUBI" status --dir "$(fed_dir $A)" --json
+[ "$(json_field "$WORK/out" 'd["restored_from_backup"] is not None')" = True ] ||
+	fail "status does not say the directory was restored from a backup"
+expect_status 1 "$MUSUBI" publish --dir "$(fed_dir $A)" --dataset sites --schema "$SCHEMA" "$WORK/v0.csv"
+expect_in "$WORK/err" "restored from a backup"
+expect_in "$WORK/err" "--after-restore"
+[ "$(root_of "$(fed_dir $A)" 011002/sites)" = "$restored_root" ] || fail "a refused publish changed the log"
+want=$newest
 fed_start $A $Y
 deadline=$(($(date +%s) + 60))
 until [ "$(root_of "$(fed_dir $A)" 011002/sites)" = "$want" ]; do
@@ -419,6 +432,17 @@ until [ "$(root_of "$(fed_dir $A)" 011002/sites)" = "$want" ]; do
 done
 expect_status 0 "$MUSUBI" verify --dir "$(fed_dir $A)"
 expect_in "$WORK/out" "verified"
+# Caught up: the node lifts the guard by itself, and publishing works again.
+deadline=$(($(date +%s) + 60))
+until "$MUSUBI" status --dir "$(fed_dir $A)" --json |
+	python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["restored_from_backup"] is not None)'; do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		fail "the caught-up node does not lift the restore guard"
+		break
+	fi
+	sleep 0.5
+done
+expect_status 0 "$MUSUBI" publish --dir "$(fed_dir $A)" --dataset sites --schema "$SCHEMA" "$WORK/v0.csv"
 # Nothing the restored node signed (its access log goes on) forked a log
 # Y holds: a few seconds later Y still has no evidence against it.
 sleep 3
