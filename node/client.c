@@ -17,8 +17,11 @@
 
 struct client {
 	void *ctx, *sock;
+	void *monitor;   /* handshake failures: the node refused us */
 	uint64_t next_id;
 };
+
+#define CLIENT_MONITOR "inproc://musubi.client.monitor"
 
 int client_open(const char *endpoint, const uint8_t server_key[32], const char *keydir,
 		struct client **out)
@@ -51,7 +54,9 @@ int client_open(const char *endpoint, const uint8_t server_key[32], const char *
 	}
 	if ((rc = wire_curve_client(c->sock, pub, sec, server_key)) < 0)
 		goto fail;
-	if (zmq_connect(c->sock, endpoint) != 0) {
+	if (zmq_socket_monitor(c->sock, CLIENT_MONITOR, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+	    (c->monitor = zmq_socket(c->ctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(c->monitor, CLIENT_MONITOR) != 0 || zmq_connect(c->sock, endpoint) != 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -72,10 +77,42 @@ void client_close(struct client **cp)
 		return;
 	if (c->sock)
 		zmq_close(c->sock);
+	if (c->monitor)
+		zmq_close(c->monitor);
 	if (c->ctx)
 		zmq_ctx_term(c->ctx);
 	free(c);
 	*cp = NULL;
+}
+
+/* Did the node refuse our handshake? Its ZAP status says why: 500 is
+ * musubid's "too many connections", 400 a key it does not accept. */
+static int client_refused(struct client *c, char *why, size_t whylen)
+{
+	zmq_msg_t ev;
+	uint32_t value = 0;
+	int refused = 0;
+
+	zmq_msg_init(&ev);
+	while (zmq_msg_recv(&ev, c->monitor, ZMQ_DONTWAIT) >= 0) {
+		if (zmq_msg_size(&ev) == 6 && zmq_msg_more(&ev)) {
+			memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+			refused = 1;
+		}
+		zmq_msg_close(&ev);
+		zmq_msg_init(&ev);
+	}
+	zmq_msg_close(&ev);
+	if (!refused)
+		return 0;
+	if (value == 500) {
+		snprintf(why, whylen, "node busy: it has as many connections as it accepts "
+			 "(max-connections), try again shortly");
+		return -EBUSY;
+	}
+	snprintf(why, whylen, "the node refused this client's key (status %u): not a member "
+		 "of its federation, or it does not serve anonymous clients", value);
+	return MU_E_DENIED;
 }
 
 int client_call(struct client *c, Musubi__MsgType type, const ProtobufCMessage *req,
@@ -89,6 +126,8 @@ int client_call(struct client *c, Musubi__MsgType type, const ProtobufCMessage *
 	memset(reply, 0, sizeof(*reply));
 	/* The first send may find no connection yet: retry until the deadline. */
 	while ((rc = wire_send(c->sock, NULL, 0, type, id, req)) == -EAGAIN) {
+		if ((rc = client_refused(c, why, whylen)) < 0)
+			return rc;
 		if (mu_mono_us() > deadline)
 			goto timeout;
 		zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLOUT, 0 };
@@ -98,12 +137,14 @@ int client_call(struct client *c, Musubi__MsgType type, const ProtobufCMessage *
 		return rc;
 	for (;;) {
 		int64_t left = (deadline - mu_mono_us()) / 1000;
-		zmq_pollitem_t it = { c->sock, 0, ZMQ_POLLIN, 0 };
+		zmq_pollitem_t it[2] = { { c->sock, 0, ZMQ_POLLIN, 0 }, { c->monitor, 0, ZMQ_POLLIN, 0 } };
 		if (left <= 0)
 			goto timeout;
-		if (zmq_poll(&it, 1, (long)left) < 0 && errno != EINTR)
+		if (zmq_poll(it, 2, (long)left) < 0 && errno != EINTR)
 			return -errno;
-		if (!(it.revents & ZMQ_POLLIN))
+		if ((it[1].revents & ZMQ_POLLIN) && (rc = client_refused(c, why, whylen)) < 0)
+			return rc;
+		if (!(it[0].revents & ZMQ_POLLIN))
 			continue;
 		rc = wire_recv(c->sock, 0, ZMQ_DONTWAIT, reply);
 		if (rc == -EAGAIN)

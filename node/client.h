@@ -25,7 +25,9 @@ void client_close(struct client **c);
  * Send a request and wait up to timeout_ms for its reply. Returns 0 with
  * reply filled (free with wire_msg_fini; MSG_ERROR replies are returned
  * as MU_E_DENIED / -ENOENT / MU_E_PROTO with why set from the node's
- * message), MU_E_TIMEOUT when the node did not answer in time.
+ * message), MU_E_TIMEOUT when the node did not answer in time, -EBUSY
+ * when it refused the connection because it has max-connections open, or
+ * MU_E_DENIED when it refused our key (why says which).
  */
 int client_call(struct client *c, Musubi__MsgType type, const ProtobufCMessage *req,
 		int timeout_ms, struct wire_msg *reply, char *why, size_t whylen);

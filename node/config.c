@@ -1,5 +1,6 @@
 /* config.c - see config.h. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,14 @@ void config_defaults(struct node_config *c)
 	memset(c, 0, sizeof(*c));
 	c->allow_anonymous = 1;
 	c->sync_interval_ms = 5000;
-	c->window = 8;
+	/* Enough requests that replies keep arriving while a fetched batch
+	 * commits: 8 left the node waiting on its peer (tests/bench). */
+	c->window = 16;
 	c->batch_bytes = 1u << 20;
 	c->request_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
+	c->max_queries = 4;
+	c->max_connections = 256;
 }
 
 static int set_str(char **dst, const char *v)
@@ -53,6 +58,30 @@ static int parse_int(const char *v, long lo, long hi, long *out)
 	if (errno || end == v || *end != '\0' || x < lo || x > hi)
 		return -1;
 	*out = x;
+	return 0;
+}
+
+/* A size in bytes, with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_size(const char *v, size_t *out)
+{
+	char *end;
+	unsigned long long x;
+	unsigned shift = 0;
+
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno || end == v || v[0] == '-')
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end != '\0' || x > (SIZE_MAX >> shift))
+		return -1;
+	*out = (size_t)x << shift;
 	return 0;
 }
 
@@ -110,6 +139,26 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 		if (parse_int(value, 100, 600000, &x) < 0)
 			goto bad;
 		c->request_timeout_ms = (int)x;
+		return 0;
+	}
+	if (!strcmp(key, "map-max")) {
+		size_t sz;
+		/* Below 1 MiB a store cannot hold its own catalogue. */
+		if (parse_size(value, &sz) < 0 || (sz != 0 && sz < (1u << 20)))
+			goto bad;
+		c->map_max = sz;
+		return 0;
+	}
+	if (!strcmp(key, "max-queries")) {
+		if (parse_int(value, 1, 1024, &x) < 0)
+			goto bad;
+		c->max_queries = (int)x;
+		return 0;
+	}
+	if (!strcmp(key, "max-connections")) {
+		if (parse_int(value, 1, 65536, &x) < 0)
+			goto bad;
+		c->max_connections = (int)x;
 		return 0;
 	}
 	if (!strcmp(key, "log-level")) {

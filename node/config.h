@@ -25,6 +25,9 @@ struct node_config {
 	int request_timeout_ms;
 	int log_level;
 	char *metrics;         /* host:port of the metrics HTTP listener, or NULL */
+	size_t map_max;        /* the store's largest map in bytes; 0: STORE_MAP_MAX */
+	int max_queries;       /* federated queries running or waiting at once */
+	int max_connections;   /* peers and clients connected at once */
 };
 
 void config_defaults(struct node_config *c);

@@ -14,9 +14,11 @@
 #include <sqlite3.h>
 #include <zmq.h>
 
+#include "fedagg.h"
 #include "fedq.h"
 #include "head.h"
 #include "log.h"
+#include "metrics.h"
 #include "mu_err.h"
 #include "qry.h"
 #include "rec.h"
@@ -160,6 +162,32 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
 	return ok;
 }
 
+/* Append " FROM table WHERE _publisher = ?1 AND <constraints as ?2...>"
+ * (a column this publisher's table lacks reads as NULL). */
+static int append_from_where(struct qry *q, const Musubi__Scan *s, char **sql, size_t *len,
+			     size_t *cap, char *why, size_t whylen)
+{
+	append(sql, len, cap, " FROM ");
+	quote_ident(sql, len, cap, s->table);
+	append(sql, len, cap, " WHERE _publisher = ?1");
+	for (size_t i = 0; i < s->n_constraints; i++) {
+		if (!op_allowed(s->constraints[i]->op)) {
+			snprintf(why, whylen, "operator %.20s cannot be pushed down", s->constraints[i]->op);
+			return MU_E_USAGE;
+		}
+		char buf[32];
+		append(sql, len, cap, " AND ");
+		if (strcmp(s->constraints[i]->column, "_publisher") != 0 &&
+		    !has_column(qry_db(q), s->table, s->constraints[i]->column))
+			append(sql, len, cap, "NULL");
+		else
+			quote_ident(sql, len, cap, s->constraints[i]->column);
+		snprintf(buf, sizeof(buf), " %s ?%zu", s->constraints[i]->op, i + 2);
+		append(sql, len, cap, buf);
+	}
+	return *sql == NULL ? -ENOMEM : 0;
+}
+
 /*
  * One publisher's part of one table, read from a local qry: the columns
  * asked for, then _publisher, _seq, _hash, _head_size. Rows are appended
@@ -199,24 +227,10 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	append(&sql, &len, &cap, "_publisher, _seq, _hash, _head_size FROM ");
-	quote_ident(&sql, &len, &cap, s->table);
-	append(&sql, &len, &cap, " WHERE _publisher = ?1");
-	for (size_t i = 0; i < s->n_constraints; i++) {
-		if (!op_allowed(s->constraints[i]->op)) {
-			snprintf(why, whylen, "operator %.20s cannot be pushed down", s->constraints[i]->op);
-			free(sql);
-			return MU_E_USAGE;
-		}
-		char buf[32];
-		append(&sql, &len, &cap, " AND ");
-		if (strcmp(s->constraints[i]->column, "_publisher") != 0 &&
-		    !has_column(qry_db(q), s->table, s->constraints[i]->column))
-			append(&sql, &len, &cap, "NULL");
-		else
-			quote_ident(&sql, &len, &cap, s->constraints[i]->column);
-		snprintf(buf, sizeof(buf), " %s ?%zu", s->constraints[i]->op, i + 2);
-		append(&sql, &len, &cap, buf);
+	append(&sql, &len, &cap, "_publisher, _seq, _hash, _head_size");
+	if ((rc = append_from_where(q, s, &sql, &len, &cap, why, whylen)) < 0) {
+		free(sql);
+		return rc;
 	}
 	/* Pages resume after the last _seq sent: each costs its own size. */
 	char tailbuf[96];
@@ -268,6 +282,135 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	return 0;
 }
 
+static int known_column(struct qry *q, const char *table, const char *column)
+{
+	if (strcmp(column, "_publisher") == 0 || strcmp(column, "_seq") == 0 ||
+	    strcmp(column, "_hash") == 0 || strcmp(column, "_head_size") == 0)
+		return 1;
+	return has_column(qry_db(q), table, column);
+}
+
+/*
+ * Aggregate pushdown (Scan.aggregates): one row per group of the group_by
+ * columns, in SQLite's order of them (none: one row), holding the keys,
+ * then each aggregate, then the head size. The SQL is generated from
+ * quoted identifiers and a fixed list of functions; pages go on by offset.
+ */
+static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *out,
+		       uint64_t *head_size, uint32_t max_rows, size_t max_bytes, char *why,
+		       size_t whylen)
+{
+	static const char *const funcs[] = { "count", "sum", "total", "min", "max" };
+	char *sql = NULL, buf[64];
+	size_t len = 0, cap = 0, bytes = 0, nk = s->n_group_by;
+	uint32_t limit = s->limit && s->limit < max_rows ? s->limit : max_rows;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*head_size = 0;
+	if (nk > 64 || s->n_aggregates > 256) {
+		snprintf(why, whylen, "too many groups or aggregates");
+		return MU_E_USAGE;
+	}
+	char *probe = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table);
+	rc = probe ? sqlite3_prepare_v2(qry_db(q), probe, -1, &st, NULL) : SQLITE_NOMEM;
+	sqlite3_free(probe);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_OK) {
+		snprintf(why, whylen, "no table %s here", s->table);
+		return -ENOENT;
+	}
+	append(&sql, &len, &cap, "SELECT ");
+	for (size_t i = 0; i < nk; i++) {
+		if (known_column(q, s->table, s->group_by[i]))
+			quote_ident(&sql, &len, &cap, s->group_by[i]);
+		else
+			append(&sql, &len, &cap, "NULL");
+		append(&sql, &len, &cap, ", ");
+	}
+	for (size_t i = 0; i < s->n_aggregates; i++) {
+		const Musubi__Aggregate *a = s->aggregates[i];
+		size_t f;
+		for (f = 0; f < sizeof(funcs) / sizeof(funcs[0]) && strcmp(a->func, funcs[f]) != 0; f++)
+			;
+		if (f == sizeof(funcs) / sizeof(funcs[0]) || (a->column[0] == '\0' && f != 0)) {
+			snprintf(why, whylen, "aggregate %.20s cannot be pushed down", a->func);
+			free(sql);
+			return MU_E_USAGE;
+		}
+		append(&sql, &len, &cap, funcs[f]);
+		append(&sql, &len, &cap, "(");
+		if (a->column[0] == '\0')
+			append(&sql, &len, &cap, "*");
+		else if (known_column(q, s->table, a->column))
+			quote_ident(&sql, &len, &cap, a->column);
+		else
+			append(&sql, &len, &cap, "NULL");
+		append(&sql, &len, &cap, "), ");
+	}
+	append(&sql, &len, &cap, "max(_head_size)");
+	if ((rc = append_from_where(q, s, &sql, &len, &cap, why, whylen)) < 0) {
+		free(sql);
+		return rc;
+	}
+	for (size_t i = 0; i < nk; i++) {
+		snprintf(buf, sizeof(buf), "%s%zu", i ? ", " : " GROUP BY ", i + 1);
+		append(&sql, &len, &cap, buf);
+	}
+	for (size_t i = 0; i < nk; i++) {
+		snprintf(buf, sizeof(buf), "%s%zu", i ? ", " : " ORDER BY ", i + 1);
+		append(&sql, &len, &cap, buf);
+	}
+	snprintf(buf, sizeof(buf), " LIMIT ?%zu OFFSET ?%zu", s->n_constraints + 2,
+		 s->n_constraints + 3);
+	append(&sql, &len, &cap, buf);
+	if (sql == NULL)
+		return -ENOMEM;
+	rc = sqlite3_prepare_v2(qry_db(q), sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(qry_db(q)));
+		return MU_E_USAGE;
+	}
+	sqlite3_bind_text(st, 1, s->publisher, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < s->n_constraints; i++)
+		bind_value(st, (int)i + 2, s->constraints[i]->value);
+	sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)limit + 1);
+	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)s->offset);
+	out->grouped = 1;
+	out->rows = calloc(limit ? limit : 1, sizeof(*out->rows));
+	if (out->rows == NULL) {
+		sqlite3_finalize(st);
+		return -ENOMEM;
+	}
+	int hcol = (int)(nk + s->n_aggregates);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rec_buf b = { 0 };
+		if (out->n_rows == limit || bytes > max_bytes) {
+			out->more = 1;
+			break;
+		}
+		if (encode_stmt_row(st, &b) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if ((uint64_t)sqlite3_column_int64(st, hcol) > *head_size)
+			*head_size = (uint64_t)sqlite3_column_int64(st, hcol);
+		out->rows[out->n_rows].data = b.data;
+		out->rows[out->n_rows].len = b.len;
+		out->n_rows++;
+		bytes += b.len;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(qry_db(q)));
+		sqlite3_finalize(st);
+		return MU_E_USAGE;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 static void free_scan_rows(Musubi__ScanRows *r)
 {
 	for (size_t i = 0; i < r->n_rows; i++)
@@ -304,8 +447,9 @@ static int head_bytes(struct store *st, const char *dataset, uint64_t size, uint
 	return rc;
 }
 
+/* valid_at: NULL or "" for every row, else only rows in force that day. */
 static int open_local(struct store *st, const char *publisher, const char *table, uint64_t as_of,
-		      int members, struct qry **q, char *why, size_t whylen)
+		      const char *valid_at, int members, struct qry **q, char *why, size_t whylen)
 {
 	char dataset[160];
 	struct qry_asof asof = { dataset, as_of };
@@ -315,6 +459,7 @@ static int open_local(struct store *st, const char *publisher, const char *table
 		.only_publishers = only,
 		.nonly = 1,
 		.members_view = members,
+		.valid_at = valid_at && valid_at[0] ? valid_at : NULL,
 		.why = why,
 		.whylen = whylen,
 	};
@@ -339,7 +484,7 @@ static void describe_local(struct node *n, struct wire_msg *m, const Musubi__Sca
 	Musubi__Column *cols = NULL;
 	Musubi__Column **colp = NULL;
 
-	if (open_local(n->st, s->publisher, s->table, 0, !anonymous, &q, why, sizeof(why)) < 0 ||
+	if (open_local(n->st, s->publisher, s->table, 0, NULL, !anonymous, &q, why, sizeof(why)) < 0 ||
 	    (sql = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table)) == NULL) {
 		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
 				MUSUBI__ERROR_CODE__ERR_NOT_FOUND, "no such table here");
@@ -394,10 +539,11 @@ void serve_scan(struct node *n, struct wire_msg *m, int anonymous)
 		goto out;
 	}
 	access_note(n, m->user, "scan", dataset, NULL);
-	if ((rc = open_local(n->st, s->publisher, s->table, s->as_of_size, !anonymous, &q, why,
-			     sizeof(why))) < 0 ||
-	    (rc = scan_local(q, s, &out, &head_size, FEDQ_SCAN_PAGE, WIRE_MAX_MESSAGE / 2, why,
-			     sizeof(why))) < 0) {
+	if ((rc = open_local(n->st, s->publisher, s->table, s->as_of_size, s->valid_at, !anonymous,
+			     &q, why, sizeof(why))) < 0 ||
+	    (rc = (s->n_aggregates ? scan_groups : scan_local)(q, s, &out, &head_size, FEDQ_SCAN_PAGE,
+							      WIRE_MAX_MESSAGE / 2, why,
+							      sizeof(why))) < 0) {
 		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
 				rc == -ENOENT ? MUSUBI__ERROR_CODE__ERR_NOT_FOUND
 					      : MUSUBI__ERROR_CODE__ERR_BAD_REQUEST,
@@ -438,6 +584,11 @@ struct scan_cache {         /* identical scans (e.g. a join's inner loop) run on
 	size_t nrows;
 	size_t nreq;            /* columns requested before the provenance ones */
 	long *map;              /* table column -> index in a row, or -1 */
+	/* Aggregate pushdown: rows are groups, ordered by their keys. */
+	size_t nkeys;           /* key values first in each row, then count(*) */
+	long *argidx;           /* table column -> index in parts' columns, or -1 */
+	size_t nargs;
+	struct fedagg_part *parts;   /* nrows x nargs partial states */
 	struct scan_cache *next;
 };
 
@@ -446,6 +597,7 @@ struct fedq {
 	void *zctx;
 	int members;            /* the asker may read members-only data */
 	int local_only;
+	char *valid_at;         /* Query.valid_at, passed to every scan ("": every row) */
 	int64_t deadline_us;
 	uint32_t timeout_ms;
 	json_t *catalogue;      /* qry_tables() of the local store */
@@ -458,6 +610,15 @@ struct fedq {
 	char *explain;
 	size_t explain_len, explain_cap;
 	int partial;
+	/* Aggregate pushdown (fedagg.h). */
+	int agg_mode;           /* xBestIndex consumes GROUP BY keys */
+	struct fed_vtab *agg_vt;   /* the table xBestIndex saw, in agg_mode */
+	int agg_tables;         /* distinct tables xBestIndex saw */
+	int agg_keys[FEDAGG_MAX_COLS];
+	size_t agg_nkeys;
+	struct fedagg_plan agg;
+	struct fed_cursor *agg_cur;   /* the cursor count(*) reads */
+	int agg_called;         /* the SQL calls count, sum, total, avg, min or max */
 };
 
 struct fed_vtab {
@@ -568,16 +729,78 @@ static const char *op_name(unsigned char op)
 	}
 }
 
+/* The declared type of a column in the catalogue ("" when none). */
+static const char *col_decltype(struct fedq *fq, const char *table, const char *column)
+{
+	json_t *t, *c;
+	size_t i, k;
+
+	json_array_foreach(fq->catalogue, i, t)
+		if (strcmp(json_string_value(json_object_get(t, "table")), table) == 0)
+			json_array_foreach(json_object_get(t, "columns"), k, c)
+				if (strcmp(json_string_value(json_object_get(c, "name")) ?: "", column) == 0)
+					return json_string_value(json_object_get(c, "type")) ?: "";
+	return "";
+}
+
+/* Aggregate pushdown leaves no row for SQLite to check a constraint on,
+ * so the node's test must be the coordinator's: LIKE and GLOB are the
+ * same functions on both sides, and a comparison is when the value
+ * already has the column's type (no affinity conversion on either side). */
+static int exact_on_node(struct fedq *fq, struct fed_vtab *v, int col, unsigned char op,
+			 sqlite3_value *rhs)
+{
+	if (op == SQLITE_INDEX_CONSTRAINT_LIKE || op == SQLITE_INDEX_CONSTRAINT_GLOB)
+		return 1;
+	if ((size_t)col >= v->ncols - 4)
+		return sqlite3_value_type(rhs) == ((size_t)col == v->ncols - 4 || (size_t)col == v->ncols - 2 ?
+						   SQLITE_TEXT : SQLITE_INTEGER);
+	const char *t = col_decltype(fq, v->name, v->cols[col]);
+	int vt = sqlite3_value_type(rhs);
+	if (strstr(t, "INT") != NULL)
+		return vt == SQLITE_INTEGER;
+	if (strcmp(t, "REAL") == 0)
+		return vt == SQLITE_FLOAT || vt == SQLITE_INTEGER;
+	if (strncmp(t, "TEXT", 4) == 0)
+		return vt == SQLITE_TEXT;
+	return 0;
+}
+
 /* Push down constraints whose value is a constant of the statement:
  * a join's inner-loop constraints would mean one network scan per outer
- * row, so those are left to SQLite (over a cached scan). */
+ * row, so those are left to SQLite (over a cached scan). In agg_mode, a
+ * GROUP BY on columns of this table (sqlite3_vtab_distinct 1) is consumed:
+ * the groups will come with equal keys adjacent, and the keys are noted
+ * in idxStr after '#'. */
 static int fed_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
 {
 	struct fed_vtab *v = (struct fed_vtab *)vt;
+	struct fedq *fq = v->fq;
 	char *s = sqlite3_mprintf("%016llx", (unsigned long long)info->colUsed);
 	int argi = 0;
 	double cost = 1e6;
 
+	if (fq->agg_mode) {
+		if (fq->agg_vt != v) {
+			fq->agg_vt = v;
+			fq->agg_tables++;
+		}
+		fq->agg_nkeys = 0;
+		int keys = sqlite3_vtab_distinct(info) == 1 && info->nOrderBy > 0 &&
+			   info->nOrderBy <= FEDAGG_MAX_COLS;
+		for (int i = 0; keys && i < info->nOrderBy; i++)
+			keys = info->aOrderBy[i].iColumn >= 0;
+		char *grown = s ? sqlite3_mprintf("%s#", s) : NULL;
+		sqlite3_free(s);
+		s = grown;
+		for (int i = 0; keys && s && i < info->nOrderBy; i++) {
+			fq->agg_keys[fq->agg_nkeys++] = info->aOrderBy[i].iColumn;
+			grown = sqlite3_mprintf("%s%d,", s, info->aOrderBy[i].iColumn);
+			sqlite3_free(s);
+			s = grown;
+		}
+		info->orderByConsumed = keys;
+	}
 	for (int i = 0; i < info->nConstraint && s; i++) {
 		const struct sqlite3_index_constraint *c = &info->aConstraint[i];
 		sqlite3_value *rhs = NULL;
@@ -585,8 +808,13 @@ static int fed_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
 		if (!c->usable || op == NULL || c->iColumn < 0 || (size_t)c->iColumn >= v->ncols ||
 		    sqlite3_vtab_rhs_value(info, i, &rhs) != SQLITE_OK)
 			continue;
+		/* An IN list would filter once per value: not one grouped scan. */
+		if (fq->agg_mode && c->op == SQLITE_INDEX_CONSTRAINT_EQ && sqlite3_vtab_in(info, i, -1))
+			continue;
 		info->aConstraintUsage[i].argvIndex = ++argi;
 		info->aConstraintUsage[i].omit = 0;   /* SQLite checks again: exactness stays its job */
+		if (fq->agg_mode && exact_on_node(fq, v, c->iColumn, c->op, rhs))
+			info->aConstraintUsage[i].omit = 1;
 		char *grown = sqlite3_mprintf("%s|%d,%s", s, c->iColumn, op);
 		sqlite3_free(s);
 		s = grown;
@@ -611,6 +839,10 @@ static int fed_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out)
 
 static int fed_close(sqlite3_vtab_cursor *cur)
 {
+	struct fedq *fq = ((struct fed_vtab *)cur->pVtab)->fq;
+
+	if (fq->agg_cur == (struct fed_cursor *)cur)
+		fq->agg_cur = NULL;
 	free(cur);
 	return SQLITE_OK;
 }
@@ -742,10 +974,12 @@ static void scan_here(struct fedq *fq, struct pending_scan *p, const char *kind)
 	p->kind = kind;
 	snprintf(p->node, sizeof(p->node), "%s", fq->n->member);
 	p->scan.resume = 0;
+	p->scan.offset = 0;
 	p->scan.limit = FEDQ_MAX_ROWS;
 	if ((rc = open_local(fq->n->st, p->src->publisher, p->scan.table, p->src->as_of,
-			     fq->members, &q, p->reason, sizeof(p->reason))) == 0 &&
-	    (rc = scan_local(q, &p->scan, &rows, &head_size, FEDQ_MAX_ROWS, SIZE_MAX, p->reason,
+			     p->scan.valid_at, fq->members, &q, p->reason, sizeof(p->reason))) == 0 &&
+	    (rc = (p->scan.n_aggregates ? scan_groups : scan_local)(q, &p->scan, &rows, &head_size,
+								    FEDQ_MAX_ROWS, SIZE_MAX, p->reason,
 			     sizeof(p->reason))) == 0) {
 		if ((rc = keep_rows(p, rows.rows, rows.n_rows)) == 0) {
 			uint8_t *hb;
@@ -841,13 +1075,19 @@ static void on_scan_reply(struct fedq *fq, struct pending_scan *p)
 		p->failed = p->done = 1;
 		snprintf(p->reason, sizeof(p->reason), "answered from a head that does not count: %s",
 			 why[0] ? why : mu_strerror(rc));
+	} else if (p->scan.n_aggregates > 0 && !r->grouped) {
+		p->failed = p->done = 1;
+		snprintf(p->reason, sizeof(p->reason), "its node does not compute aggregates "
+			 "(an older musubid): run the query with --no-pushdown");
 	} else if ((rc = keep_rows(p, r->rows, r->n_rows)) < 0) {
 		p->failed = p->done = 1;
 		snprintf(p->reason, sizeof(p->reason), "more than %d rows: add a WHERE or LIMIT",
 			 FEDQ_MAX_ROWS);
 	} else {
 		set_head(p, r->signed_head.data, r->signed_head.len);
-		if (p->nrows > 0) {
+		if (p->scan.n_aggregates > 0) {
+			p->scan.offset = p->nrows;   /* groups page on by count */
+		} else if (p->nrows > 0) {
 			/* _seq is the second provenance value of every row. */
 			struct rec_row *last = NULL;
 			if (rec_row_decode(p->rows[p->nrows - 1].data, p->rows[p->nrows - 1].len, &last) == 0) {
@@ -919,6 +1159,90 @@ static int publisher_matches(const char *publisher, Musubi__Constraint **cons, i
 	return 1;
 }
 
+struct group_ref {
+	struct rec_row *r;
+	size_t i;               /* position as received, publisher by publisher */
+};
+
+static int group_cmp(const void *pa, const void *pb, void *arg)
+{
+	const struct group_ref *a = pa, *b = pb;
+	size_t nkeys = *(const size_t *)arg;
+	static const struct mu_value null = { .kind = MU_VAL_NULL };
+
+	for (size_t k = 0; k < nkeys; k++) {
+		int c = fedagg_value_cmp(k < a->r->n ? &a->r->values[k] : &null,
+					 k < b->r->n ? &b->r->values[k] : &null);
+		if (c != 0)
+			return c;
+	}
+	/* Equal keys keep the publishers' order: merges add in the same
+	 * order on every run. */
+	return a->i < b->i ? -1 : a->i > b->i;
+}
+
+static const struct mu_value *row_value(const struct rec_row *r, int pos)
+{
+	return pos >= 0 && (size_t)pos < r->n ? &r->values[pos] : NULL;
+}
+
+/*
+ * The groups of every publisher, as SQLite will read them: sorted by key
+ * so that equal keys are adjacent (the GROUP BY order the table
+ * consumed), groups of no rows left out, and each aggregated column's
+ * partial state decoded once.
+ */
+static int groups_build(struct scan_cache *sc, const struct fedq *fq, const struct fed_vtab *v,
+			size_t nkeys, int aggpos[][5])
+{
+	size_t n = 0;
+	struct group_ref *refs = malloc((sc->nrows ? sc->nrows : 1) * sizeof(*refs));
+
+	if (refs == NULL)
+		return -ENOMEM;
+	for (size_t r = 0; r < sc->nrows; r++) {
+		const struct mu_value *cnt = row_value(sc->rows[r], (int)nkeys);
+		if (cnt == NULL || cnt->i <= 0) {
+			rec_row_free(&sc->rows[r]);
+			continue;
+		}
+		refs[n].r = sc->rows[r];
+		refs[n].i = n;
+		n++;
+	}
+	qsort_r(refs, n, sizeof(*refs), group_cmp, &nkeys);
+	for (size_t i = 0; i < n; i++)
+		sc->rows[i] = refs[i].r;
+	sc->nrows = n;
+	free(refs);
+	sc->nkeys = nkeys;
+	sc->nargs = fq->agg.nargs;
+	sc->argidx = malloc(v->ncols * sizeof(*sc->argidx));
+	sc->parts = calloc((n ? n : 1) * (sc->nargs ? sc->nargs : 1), sizeof(*sc->parts));
+	if (sc->argidx == NULL || sc->parts == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->ncols; i++)
+		sc->argidx[i] = -1;
+	for (size_t j = 0; j < sc->nargs; j++)
+		sc->argidx[fq->agg.args[j]] = (long)j;
+	for (size_t r = 0; r < n; r++)
+		for (size_t j = 0; j < sc->nargs; j++) {
+			struct fedagg_part *p = &sc->parts[r * sc->nargs + j];
+			const struct mu_value *x;
+			if ((x = row_value(sc->rows[r], aggpos[j][0])) != NULL)
+				p->cnt = x->i;
+			if ((x = row_value(sc->rows[r], aggpos[j][1])) != NULL) {
+				p->sum_kind = x->kind == MU_VAL_NUM ? 2 : x->kind == MU_VAL_NULL ? 0 : 1;
+				p->isum = x->i;
+			}
+			if ((x = row_value(sc->rows[r], aggpos[j][2])) != NULL)
+				p->total = x->kind == MU_VAL_NUM ? x->d : (double)x->i;
+			p->min = row_value(sc->rows[r], aggpos[j][3]);
+			p->max = row_value(sc->rows[r], aggpos[j][4]);
+		}
+	return 0;
+}
+
 static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, int argc,
 		      sqlite3_value **argv)
 {
@@ -947,7 +1271,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 
 	/* Columns wanted: those used; beyond bit 62, all of them. */
 	size_t ntable = v->ncols - 4;
-	char **want = calloc(ntable ? ntable : 1, sizeof(*want));
+	char **want = calloc(v->ncols, sizeof(*want));
 	long *map = calloc(v->ncols, sizeof(*map));
 	size_t nwant = 0;
 	for (size_t i = 0; want && map && i < ntable; i++) {
@@ -960,6 +1284,47 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 	}
 	for (int k = 0; map && k < 4; k++)
 		map[ntable + k] = (long)nwant + k;
+	/* Aggregate pushdown ('#' in idxStr): the group keys are the columns,
+	 * then count(*) and the partial aggregates the plan needs. */
+	const char *hash = strchr(idxStr, '#');
+	static const char *const partf[5] = { "count", "sum", "total", "min", "max" };
+	Musubi__Aggregate aggs[1 + 5 * FEDAGG_MAX_COLS];
+	Musubi__Aggregate *aggp[1 + 5 * FEDAGG_MAX_COLS];
+	int aggpos[FEDAGG_MAX_COLS][5];
+	size_t naggs = 0;
+	if (hash != NULL && want && map) {
+		nwant = 0;
+		for (size_t i = 0; i < v->ncols; i++)
+			map[i] = -1;
+		for (const char *k = hash + 1; *k >= '0' && *k <= '9' && strchr(k, ','); k = strchr(k, ',') + 1) {
+			int col = atoi(k);
+			if ((size_t)col < v->ncols && map[col] < 0) {
+				map[col] = (long)nwant;
+				want[nwant++] = v->cols[col];
+			}
+		}
+		musubi__aggregate__init(&aggs[0]);
+		aggs[0].func = (char *)"count";
+		aggs[0].column = (char *)"";
+		aggp[naggs++] = &aggs[0];
+		for (size_t j = 0; j < fq->agg.nargs; j++) {
+			unsigned nd = fq->agg.needs[j];
+			unsigned parts[5] = { nd & (FEDAGG_COUNT | FEDAGG_SUM | FEDAGG_AVG), nd & FEDAGG_SUM,
+					      nd & (FEDAGG_SUM | FEDAGG_AVG | FEDAGG_TOTAL),
+					      nd & FEDAGG_MIN, nd & FEDAGG_MAX };
+			for (int f = 0; f < 5; f++) {
+				aggpos[j][f] = -1;
+				if (!parts[f])
+					continue;
+				aggpos[j][f] = (int)(nwant + naggs);
+				musubi__aggregate__init(&aggs[naggs]);
+				aggs[naggs].func = (char *)partf[f];
+				aggs[naggs].column = v->cols[fq->agg.args[j]];
+				aggp[naggs] = &aggs[naggs];
+				naggs++;
+			}
+		}
+	}
 	/* Constraints: "|col,op" pairs in idxStr, values in argv. */
 	Musubi__Constraint *cons = calloc(argc ? (size_t)argc : 1, sizeof(*cons));
 	Musubi__Constraint **consp = calloc(argc ? (size_t)argc : 1, sizeof(*consp));
@@ -997,9 +1362,18 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 		ps[i].scan.publisher = src[i].publisher;
 		ps[i].scan.n_columns = nwant;
 		ps[i].scan.columns = want;
+		if (hash != NULL) {
+			ps[i].scan.n_columns = 0;
+			ps[i].scan.columns = NULL;
+			ps[i].scan.n_group_by = nwant;
+			ps[i].scan.group_by = want;
+			ps[i].scan.n_aggregates = naggs;
+			ps[i].scan.aggregates = aggp;
+		}
 		ps[i].scan.n_constraints = (size_t)argc;
 		ps[i].scan.constraints = consp;
 		ps[i].scan.as_of_size = src[i].as_of;
+		ps[i].scan.valid_at = fq->valid_at;
 		ps[i].kind = "publisher";
 		snprintf(ps[i].node, sizeof(ps[i].node), "%s", src[i].publisher);
 		if (src[i].publisher[0] == '\0' || !publisher_matches(src[i].publisher, consp, argc)) {
@@ -1066,10 +1440,11 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			fq->partial = 1;
 		} else if (!q->failed && strcmp(q->kind, "absent") != 0) {
 			manifest_add(fq, v->name, q);
-			explainf(fq, "  %s: publisher %s -> %s (%s), %zu rows", v->name, q->src->publisher,
-				 q->node, q->kind, q->nrows);
-			/* Keep the rows, decoded once. */
-			struct rec_row **g = realloc(sc->rows, (sc->nrows + q->nrows) * sizeof(*g));
+			explainf(fq, "  %s: publisher %s -> %s (%s), %zu %s", v->name, q->src->publisher,
+				 q->node, q->kind, q->nrows, hash ? "groups" : "rows");
+			/* Keep the rows, decoded once. (Never realloc to 0 bytes: that
+			 * frees the block and returns NULL, leaving sc->rows dangling.) */
+			struct rec_row **g = realloc(sc->rows, (sc->nrows + q->nrows + 1) * sizeof(*g));
 			if (g != NULL) {
 				sc->rows = g;
 				for (size_t r = 0; r < q->nrows; r++)
@@ -1094,6 +1469,8 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 		sc->next = fq->cache;
 		fq->cache = sc;
 		c->rows = sc;
+		if (hash != NULL && groups_build(sc, fq, v, nwant, aggpos) < 0)
+			rc = SQLITE_NOMEM;
 		/* What was pushed down, for --explain. */
 		char cols[512] = "";
 		for (size_t i = 0; i < nwant && strlen(cols) < 400; i++)
@@ -1103,8 +1480,17 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			snprintf(pushed + strlen(pushed), sizeof(pushed) - strlen(pushed), "%s%s %s %s",
 				 i ? " AND " : "", cons[i].column, cons[i].op,
 				 sqlite3_value_text(argv[i]) ? (const char *)sqlite3_value_text(argv[i]) : "NULL");
-		explainf(fq, "scan %s: columns [%s]; WHERE pushed down: %s", v->name, cols,
-			 argc ? pushed : "nothing");
+		if (hash != NULL) {
+			char parts[512] = "";
+			for (size_t i = 0; i < naggs && strlen(parts) < 400; i++)
+				snprintf(parts + strlen(parts), sizeof(parts) - strlen(parts), "%s%s(%s)",
+					 i ? ", " : "", aggs[i].func, aggs[i].column[0] ? aggs[i].column : "*");
+			explainf(fq, "scan %s: aggregate pushed down: GROUP BY [%s], each node computes "
+				 "%s; WHERE pushed down: %s", v->name, cols, parts, argc ? pushed : "nothing");
+		} else {
+			explainf(fq, "scan %s: columns [%s]; WHERE pushed down: %s", v->name, cols,
+				 argc ? pushed : "nothing");
+		}
 	} else {
 		rc = SQLITE_NOMEM;
 	}
@@ -1121,6 +1507,8 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 		return rc;
 ready:
 	c->pos = 0;
+	if (c->rows != NULL && c->rows->argidx != NULL)
+		fq->agg_cur = c;   /* count(*) reads the weight of its row */
 	return SQLITE_OK;
 }
 
@@ -1143,6 +1531,11 @@ static int fed_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 	struct rec_row *row = c->rows->rows[c->pos];
 	long i = c->rows->map ? c->rows->map[col] : -1;
 
+	if (c->rows->argidx != NULL && c->rows->argidx[col] >= 0) {
+		fedagg_result_part(ctx, &c->rows->parts[c->pos * c->rows->nargs +
+							 (size_t)c->rows->argidx[col]]);
+		return SQLITE_OK;
+	}
 	if (i < 0 || (size_t)i >= row->n)
 		sqlite3_result_null(ctx);
 	else
@@ -1249,11 +1642,17 @@ static int describe_remote(struct fedq *fq, const char *table)
 	return 0;
 }
 
-/* Deny everything a read-only question does not need. */
+/* Deny everything a read-only question does not need. Note whether the
+ * statement calls an aggregate that could be pushed down (ctx: fedq). */
 static int authorize(void *ctx, int action, const char *a, const char *b, const char *c,
 		     const char *d)
 {
-	(void)ctx; (void)a; (void)b; (void)c; (void)d;
+	static const char *const aggs[] = { "count", "sum", "total", "avg", "min", "max" };
+	struct fedq *fq = ctx;
+
+	(void)a; (void)c; (void)d;
+	for (size_t i = 0; fq && action == SQLITE_FUNCTION && b && i < 6; i++)
+		fq->agg_called |= sqlite3_stricmp(b, aggs[i]) == 0;
 	switch (action) {
 	case SQLITE_SELECT:
 	case SQLITE_READ:
@@ -1263,6 +1662,89 @@ static int authorize(void *ctx, int action, const char *a, const char *b, const 
 	default:
 		return SQLITE_DENY;
 	}
+}
+
+/* count(*)'s share of the current row of the grouped scan. */
+static int agg_weight(void *ctx, int64_t *n)
+{
+	struct fedq *fq = ctx;
+	struct fed_cursor *c = fq->agg_cur;
+	const struct mu_value *w;
+
+	if (c == NULL || c->rows == NULL || c->pos >= c->rows->nrows ||
+	    (w = row_value(c->rows->rows[c->pos], (int)c->rows->nkeys)) == NULL)
+		return -1;
+	*n = w->i;
+	return 0;
+}
+
+/* Every table of the catalogue, as a "fed" virtual table of db. */
+static int register_tables(struct fedq *fq, sqlite3 *db, char *why, size_t whylen)
+{
+	json_t *tab;
+	size_t i;
+
+	json_array_foreach(fq->catalogue, i, tab) {
+		const char *name = json_string_value(json_object_get(tab, "table"));
+		char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE temp.\"%w\" USING fed(%w)", name, name);
+		int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+		if (rc != SQLITE_OK) {
+			snprintf(why, whylen, "cannot register table %s: %s", name, sqlite3_errmsg(db));
+			return MU_E_STORE;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Decide whether the statement's aggregates can be pushed down: on a
+ * probe connection with the same tables and the merging aggregates, read
+ * the program SQLite compiles with the GROUP BY consumed, and check it
+ * (fedagg_check). 1: the merging aggregates are now installed on db and
+ * fq->agg holds the plan; 0: nothing changed, rows will be streamed.
+ */
+static int agg_try(struct fedq *fq, sqlite3 *db, const char *sql)
+{
+	struct fedagg_prog prog;
+	sqlite3 *probe = NULL;
+	char why[256] = "";
+	int ok = 0;
+
+	fq->agg_mode = 1;
+	fq->agg_vt = NULL;
+	fq->agg_tables = 0;
+	fq->agg_nkeys = 0;
+	if (sqlite3_open_v2(":memory:", &probe, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_create_module_v2(probe, "fed", &fed_module, fq, NULL) != SQLITE_OK ||
+	    register_tables(fq, probe, why, sizeof(why)) < 0 ||
+	    fedagg_functions(probe, agg_weight, fq) < 0) {
+		snprintf(why, sizeof(why), "cannot set up SQLite");
+	} else {
+		sqlite3_set_authorizer(probe, authorize, NULL);
+		if (fedagg_prog_load(probe, sql, &prog) < 0) {
+			snprintf(why, sizeof(why), "%s", sqlite3_errmsg(probe));
+		} else {
+			if (fq->agg_tables != 1)
+				snprintf(why, sizeof(why), "not one federated table");
+			else
+				ok = fedagg_check(&prog, fq->agg_keys, fq->agg_nkeys,
+						  (const char *const *)fq->agg_vt->cols, fq->agg_vt->ncols,
+						  &fq->agg, why, sizeof(why));
+			fedagg_prog_fini(&prog);
+		}
+	}
+	sqlite3_close(probe);
+	fq->agg_vt = NULL;   /* the probe's table is gone */
+	if (ok && fedagg_functions(db, agg_weight, fq) < 0) {
+		ok = 0;
+		snprintf(why, sizeof(why), "cannot set up SQLite");
+	}
+	fq->agg_mode = ok;
+	if (!ok)
+		explainf(fq, "aggregates computed here over streamed rows: %s", why);
+	return ok;
 }
 
 static int progress(void *ctx)
@@ -1283,6 +1765,8 @@ static void fedq_free(struct fedq *fq)
 		free(sc->rows);
 		free(sc->key);
 		free(sc->map);
+		free(sc->argidx);
+		free(sc->parts);
 		free(sc);
 	}
 	json_decref(fq->catalogue);
@@ -1303,8 +1787,7 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 	struct qry_opts lo = { .members_view = fq->members, .why = why, .whylen = whylen };
 	struct store_txn t;
 	const char *tail;
-	size_t i, nrows = 0;
-	json_t *tab;
+	size_t nrows = 0;
 	int rc, ret = 0;
 
 	/* The tables: every dataset name this node knows (its replicas). */
@@ -1327,26 +1810,15 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 	}
 	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	json_array_foreach(fq->catalogue, i, tab) {
-		char *sql = sqlite3_mprintf("CREATE VIRTUAL TABLE temp.\"%w\" USING fed(%w)",
-					    json_string_value(json_object_get(tab, "table")),
-					    json_string_value(json_object_get(tab, "table")));
-		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-		sqlite3_free(sql);
-		if (rc != SQLITE_OK) {
-			snprintf(why, whylen, "cannot register table %s: %s",
-				 json_string_value(json_object_get(tab, "table")), sqlite3_errmsg(db));
-			ret = MU_E_STORE;
-			goto out;
-		}
-	}
+	if ((ret = register_tables(fq, db, why, whylen)) < 0)
+		goto out;
 	sqlite3_progress_handler(db, 10000, progress, fq);
 	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, QRY_MAX_SQL);
 	/* No value larger than a reply: bounds what one query can allocate. */
 	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)(WIRE_MAX_MESSAGE));
 	/* Tables this node has no replica of are learnt from their publishers. */
 	for (int tries = 0;; tries++) {
-		sqlite3_set_authorizer(db, authorize, NULL);
+		sqlite3_set_authorizer(db, authorize, fq);
 		if (sqlite3_prepare_v2(db, q->sql, -1, &st, &tail) == SQLITE_OK)
 			break;
 		const char *msg = sqlite3_errmsg(db), *prefix = "no such table: ";
@@ -1378,6 +1850,17 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 		snprintf(why, whylen, "queries cannot write");
 		ret = MU_E_DENIED;
 		goto out;
+	}
+	/* Aggregates that decompose go to the nodes: the same SQL, prepared
+	 * again with the merging aggregates and the GROUP BY consumed. */
+	if (!q->no_pushdown && fq->agg_called && agg_try(fq, db, q->sql)) {
+		sqlite3_finalize(st);
+		st = NULL;
+		if (sqlite3_prepare_v2(db, q->sql, -1, &st, NULL) != SQLITE_OK) {
+			snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+			ret = MU_E_USAGE;
+			goto out;
+		}
 	}
 	int ncols = sqlite3_column_count(st);
 	res->columns = calloc(ncols > 0 ? (size_t)ncols : 1, sizeof(*res->columns));
@@ -1496,6 +1979,7 @@ static void worker_answer(struct worker *w, void *sock, zmq_msg_t *rid, const ch
 	fq.zctx = w->n->zctx;
 	fq.members = user[0] && strcmp(user, "anonymous") != 0;
 	fq.local_only = q->local;
+	fq.valid_at = q->valid_at;
 	fq.timeout_ms = q->timeout_ms ? q->timeout_ms : 5000;
 	fq.deadline_us = mu_now_us() + (int64_t)fq.timeout_ms * 1000;
 	fq.manifest = json_array();
@@ -1581,7 +2065,9 @@ static void *worker_main(void *arg)
 		zmq_msg_recv(&env, w->sock, 0);
 		char u[64];
 		snprintf(u, sizeof(u), "%.*s", (int)zmq_msg_size(&user), (char *)zmq_msg_data(&user));
+		int64_t t0 = mu_now_us();
 		worker_answer(w, w->sock, &rid, u, zmq_msg_data(&env), zmq_msg_size(&env));
+		metrics_observe(w->n->metrics, METRICS_QUERY, mu_now_us() - t0);
 		zmq_msg_close(&rid);
 		zmq_msg_close(&user);
 		zmq_msg_close(&env);
@@ -1641,10 +2127,12 @@ void fedq_submit(struct node *n, struct wire_msg *m)
 	uint8_t *buf;
 	size_t len;
 
-	if (n->queries_queued >= FEDQ_MAX_QUEUED) {
+	if (n->queries_queued >= n->cfg->max_queries) {
+		char busy[160];
+		snprintf(busy, sizeof(busy), "node busy: %d queries running or waiting (max-queries "
+			 "%d), try again shortly", n->queries_queued, n->cfg->max_queries);
 		wire_send_error(n->router, m->routing_id, m->routing_len, m->env->request_id,
-				MUSUBI__ERROR_CODE__ERR_BUSY,
-				"this node is answering other queries: try again shortly");
+				MUSUBI__ERROR_CODE__ERR_BUSY, busy);
 		return;
 	}
 	len = musubi__envelope__get_packed_size(&env);

@@ -8,7 +8,9 @@
  * its own SQLite connection whose virtual tables, one per dataset name,
  * fan each scan out to every publisher's node in parallel, pushing down
  * the columns used and the WHERE constraints; SQLite does joins,
- * aggregates, ordering and limits. A publisher whose node does not answer
+ * aggregates, ordering and limits. Aggregates that decompose go to the
+ * nodes too, which answer one row per group (fedagg.h; Query.no_pushdown
+ * turns that off). A publisher whose node does not answer
  * in time is answered for by a verified local replica when there is one;
  * the manifest says who answered, from which signed head, and what failed.
  */
@@ -17,7 +19,6 @@
 
 #include "node.h"
 
-#define FEDQ_MAX_QUEUED 4            /* queries waiting for the worker */
 #define FEDQ_MAX_ROWS 200000         /* rows of one result */
 #define FEDQ_SCAN_PAGE 20000         /* rows of one scan reply */
 

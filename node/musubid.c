@@ -19,7 +19,9 @@ static const char usage[] =
 	"usage: musubid --config FILE\n"
 	"       musubid --dir DATADIR --listen ENDPOINT [--peer ENDPOINT|MEMBER]...\n"
 	"               [--pub ENDPOINT] [--replicate PATTERN]... [--anonymous yes|no]\n"
-	"               [--sync-interval-ms N] [--window N] [--log-level LEVEL]\n\n"
+	"               [--sync-interval-ms N] [--window N] [--log-level LEVEL]\n"
+	"               [--metrics HOST:PORT] [--map-max SIZE] [--max-queries N]\n"
+	"               [--max-connections N]\n\n"
 	"Run a musubi node: serve this municipality's signed logs and replicate other\n"
 	"members' logs over ZeroMQ (CURVE-encrypted, members checked against the trust\n"
 	"list). Flags override the config file; deploy/musubid.conf explains each setting.\n\n"
@@ -32,8 +34,13 @@ static const char usage[] =
 	"                         '*/evacuation_sites' (repeat; default: all)\n"
 	"  --anonymous yes|no     let clients outside the federation read public data\n"
 	"  --sync-interval-ms N   how often to ask peers for their heads (default 5000)\n"
-	"  --window N             entry requests in flight per dataset (default 8)\n"
-	"  --log-level LEVEL      error, warn, info (default) or debug\n";
+	"  --window N             entry requests in flight per dataset (default 16)\n"
+	"  --log-level LEVEL      error, warn, info (default) or debug\n"
+	"  --metrics HOST:PORT    serve Prometheus /metrics and /healthz over HTTP there,\n"
+	"                         e.g. 127.0.0.1:9108 (no key: keep it on loopback)\n"
+	"  --map-max SIZE         the store never grows past SIZE (e.g. 64G; default 1T)\n"
+	"  --max-queries N        federated queries running or waiting at once (default 4)\n"
+	"  --max-connections N    peers and clients connected at once (default 256)\n";
 
 static void on_signal(int sig)
 {
@@ -54,6 +61,10 @@ int main(int argc, char **argv)
 		{ "sync-interval-ms", required_argument, NULL, 's' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "metrics", required_argument, NULL, 'm' },
+		{ "map-max", required_argument, NULL, 'M' },
+		{ "max-queries", required_argument, NULL, 'Q' },
+		{ "max-connections", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -61,7 +72,8 @@ int main(int argc, char **argv)
 	static const char *const keys[128] = {
 		['d'] = "dir", ['l'] = "listen", ['p'] = "pub", ['P'] = "peer",
 		['r'] = "replicate", ['a'] = "anonymous", ['s'] = "sync-interval-ms",
-		['w'] = "window", ['L'] = "log-level",
+		['w'] = "window", ['L'] = "log-level", ['m'] = "metrics",
+		['M'] = "map-max", ['Q'] = "max-queries", ['C'] = "max-connections",
 	};
 	struct node_config cfg;
 	struct sigaction sa;
@@ -111,6 +123,9 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit makes store writes fail with EFBIG (logged, reads
+	 * go on) instead of killing the node. */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((rc = node_start(&node, &cfg)) < 0) {
 		node_stop(&node);
 		config_fini(&cfg);

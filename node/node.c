@@ -16,6 +16,7 @@
 
 #include "fedq.h"
 #include "log.h"
+#include "metrics.h"
 #include "mu_err.h"
 #include "node.h"
 #include "sig.h"
@@ -23,6 +24,7 @@
 #include "util.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define MONITOR_ENDPOINT "inproc://musubid.router.monitor"
 
 /* Take the data directory's lock: an flock held for the process's life,
  * released by the kernel however the process ends (no stale pid files). */
@@ -78,6 +80,10 @@ int node_start(struct node *n, struct node_config *cfg)
 			mu_strerror(rc));
 		return rc;
 	}
+	if (cfg->map_max != 0 && (rc = store_set_map_max(n->st, cfg->map_max)) < 0) {
+		log_err("cannot set the store's map-max: %s", mu_strerror(rc));
+		return rc;
+	}
 	if ((rc = store_read_begin(n->st, &t)) == 0) {
 		rc = store_member(&t, n->member, sizeof(n->member));
 		store_read_end(&t);
@@ -107,6 +113,12 @@ int node_start(struct node *n, struct node_config *cfg)
 	if ((rc = bind_server(n, ZMQ_ROUTER, cfg->listen, &n->router)) < 0 ||
 	    (rc = bind_server(n, ZMQ_PUB, cfg->pub, &n->pubsock)) < 0)
 		return rc;
+	/* Connections opened and closed, counted for max-connections. */
+	if (zmq_socket_monitor(n->router, MONITOR_ENDPOINT,
+			       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0 ||
+	    (n->monitor = zmq_socket(n->zctx, ZMQ_PAIR)) == NULL ||
+	    zmq_connect(n->monitor, MONITOR_ENDPOINT) != 0)
+		return -errno;
 	/* Local publishes notify through a socket only this host's users
 	 * with access to the data directory can reach. */
 	snprintf(path, sizeof(path), "ipc://%s/musubid.sock", cfg->dir);
@@ -114,6 +126,8 @@ int node_start(struct node *n, struct node_config *cfg)
 		log_err("cannot bind the control socket %s: %s", path, zmq_strerror(errno));
 		return -errno;
 	}
+	if ((rc = metrics_new(n, cfg->metrics, &n->metrics)) < 0)
+		return rc;
 	if ((rc = sync_peers_start(n)) < 0 || (rc = fedq_start(n)) < 0)
 		return rc;
 	log_info("musubid for member %s: requests on %s, announcements on %s, %zu peer%s",
@@ -121,8 +135,40 @@ int node_start(struct node *n, struct node_config *cfg)
 	return 0;
 }
 
+/* Take the ROUTER's connection events queued so far into n->connections. */
+static void connections_update(struct node *n)
+{
+	zmq_msg_t ev;
+
+	for (;;) {
+		zmq_msg_init(&ev);
+		if (zmq_msg_recv(&ev, n->monitor, ZMQ_DONTWAIT) < 0)
+			break;
+		/* Frame 1: event (2 bytes) and value (4 bytes); frame 2: address. */
+		if (zmq_msg_size(&ev) >= 2 && zmq_msg_more(&ev)) {
+			uint16_t event;
+			memcpy(&event, zmq_msg_data(&ev), 2);
+			if (event == ZMQ_EVENT_ACCEPTED)
+				n->connections++;
+			else if (event == ZMQ_EVENT_DISCONNECTED && n->connections > 0)
+				n->connections--;
+		}
+		while (zmq_msg_more(&ev)) {
+			zmq_msg_close(&ev);
+			zmq_msg_init(&ev);
+			if (zmq_msg_recv(&ev, n->monitor, ZMQ_DONTWAIT) < 0)
+				break;
+		}
+		zmq_msg_close(&ev);
+	}
+	zmq_msg_close(&ev);
+}
+
 /* Answer one ZAP request (RFC 27): CURVE only; members of the trust list
- * by their transport key, this node's own key, else anonymous if allowed. */
+ * by their transport key, this node's own key, else anonymous if allowed.
+ * Beyond max-connections (the node's own key aside) a connection is
+ * refused with status 500, which reaches the client as an authentication
+ * failure it reports as "node busy" (300 would drop it without a word). */
 static void zap_handle(struct node *n)
 {
 	zmq_msg_t parts[7];
@@ -151,8 +197,19 @@ static void zap_handle(struct node *n)
 	    nparts == 7 && zmq_msg_size(&parts[6]) == 32) {
 		const uint8_t *key = zmq_msg_data(&parts[6]);
 		struct store_txn t;
+		connections_update(n);
 		if (memcmp(key, n->pub, 32) == 0) {
 			snprintf(user, sizeof(user), "%s", n->member);
+		} else if (n->connections > n->cfg->max_connections) {
+			status = "500";
+			text = "too many connections";
+			int64_t now = mu_now_us();
+			if (now - n->busy_logged_us > 10 * 1000000LL) {
+				log_warn("refusing connections: %d open, max-connections is %d",
+					 n->connections, n->cfg->max_connections);
+				n->busy_logged_us = now;
+			}
+			goto reply;
 		} else if (store_read_begin(n->st, &t) == 0) {
 			if (trust_member_by_transport_key(&t, key, user, sizeof(user)) < 0)
 				user[0] = '\0';
@@ -171,6 +228,7 @@ static void zap_handle(struct node *n)
 	} else {
 		text = "CURVE required";
 	}
+reply:
 	/* Reply: version, request id, status code, status text, user id, metadata. */
 	zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE);
 	zmq_send(n->zap, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), ZMQ_SNDMORE);
@@ -178,7 +236,7 @@ static void zap_handle(struct node *n)
 	zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE);
 	zmq_send(n->zap, user, strlen(user), ZMQ_SNDMORE);
 	zmq_send(n->zap, "", 0, 0);
-	if (status[0] != '2')
+	if (status[0] == '4')
 		log_info("refused a connection: %s", text);
 out:
 	for (int i = 0; i < nparts; i++)
@@ -257,6 +315,8 @@ int node_run(struct node *n)
 						break;
 					if (r == 0 || r == MU_E_VERSION)
 						sync_on_reply(n, p, &m);
+					else if (r == MU_E_PROTO)
+						sync_on_undecodable(n, p);
 					wire_msg_fini(&m);
 				}
 				for (int k = 0; k < 64 && (items[5 + 2 * i].revents & ZMQ_POLLIN); k++) {
@@ -273,6 +333,8 @@ int node_run(struct node *n)
 		free(items);
 		now = mu_now_us();
 		sync_tick(n, now);
+		connections_update(n);   /* so that closes never pile up in the queue */
+		metrics_publish(n->metrics, n, now);
 	}
 	log_info("stopping");
 	return 0;
@@ -281,6 +343,7 @@ int node_run(struct node *n)
 void node_stop(struct node *n)
 {
 	fedq_stop(n);
+	metrics_destroy(&n->metrics);   /* after the query worker, before the store */
 	if (n->st != NULL && n->signer != NULL)
 		access_flush(n);
 	free(n->access);
@@ -293,6 +356,8 @@ void node_stop(struct node *n)
 		zmq_close(n->zap);
 	if (n->control)
 		zmq_close(n->control);
+	if (n->monitor)
+		zmq_close(n->monitor);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	store_close(&n->st);

@@ -52,6 +52,14 @@ struct peer {
 	size_t nheads;
 };
 
+/* A peer counts as connected once it said hello and while it is heard
+ * from: status and metrics share this rule. */
+#define PEER_SILENT_US (30 * 1000000LL)
+static inline int peer_connected(const struct peer *p, int64_t now_us)
+{
+	return p->hello_done && now_us - p->last_seen_us < PEER_SILENT_US;
+}
+
 /* One dataset being fetched from one peer. */
 struct fetch {
 	char dataset[128];
@@ -77,6 +85,7 @@ struct node_stats {
 	uint64_t entries_received, entries_served, heads_committed;
 	uint64_t refused_badsig, refused_trust, refused_root, refused_proto, refused_decode;
 	uint64_t forks, requests, denied, cosigs_made, cosigs_received, queries;
+	uint64_t scans;           /* scans answered for coordinators (fedq.c) */
 };
 
 struct node {
@@ -87,6 +96,9 @@ struct node {
 	struct sig_key *signer;         /* signs cosignatures of verified heads */
 	struct trust_cache *tcache;     /* decoded trust lists (reactor thread only) */
 	void *zctx, *router, *pubsock, *zap, *control;
+	void *monitor;                  /* the ROUTER's connection events */
+	int connections;                /* open on the ROUTER (max-connections) */
+	int64_t busy_logged_us;         /* last "too many connections" log line */
 	struct peer *peers;
 	size_t npeers;
 	struct fetch *fetches;
@@ -133,6 +145,9 @@ int sync_peers_start(struct node *n);
 void sync_tick(struct node *n, int64_t now);
 void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m);
 void sync_on_announce(struct node *n, struct peer *p, struct wire_msg *m);
+/* A reply from p that wire_recv could not decode (its request id unknown):
+ * counted, and p struck. */
+void sync_on_undecodable(struct node *n, struct peer *p);
 /* Announce the newest heads of datasets that grew since last announced. */
 void sync_announce_changes(struct node *n);
 void sync_fini(struct node *n);

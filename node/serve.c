@@ -14,7 +14,9 @@
 
 #include "fedq.h"
 #include "head.h"
+#include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "musubi_config.h"
 #include "mu_err.h"
 #include "node.h"
@@ -431,7 +433,7 @@ static void on_get_cosigs(struct req *r)
 char *serve_status_json(struct node *n)
 {
 	struct store_txn t;
-	json_t *o = json_object(), *peers = json_array(), *dsets = json_array();
+	json_t *o = json_object(), *peers = json_array(), *dsets = json_array(), *held = json_array();
 	char **names = NULL, when[32], buf[32];
 	size_t nn = 0, used = 0, mapsize = 0, len;
 	uint64_t evidence = 0, tv = 0;
@@ -457,7 +459,7 @@ char *serve_status_json(struct node *n)
 		}
 		json_array_append_new(peers, json_pack(
 			"{s:s,s:s,s:b,s:I,s:i,s:I,s:s,s:o}", "endpoint", p->endpoint,
-			"member", p->member, "connected", p->hello_done && now - p->last_seen_us < 30000000,
+			"member", p->member, "connected", peer_connected(p, now),
 			"last_seen_ms", (json_int_t)(p->last_seen_us ? (now - p->last_seen_us) / 1000 : -1),
 			"strikes", p->strikes,
 			"backoff_ms", (json_int_t)(p->backoff_until_us > now ? (p->backoff_until_us - now) / 1000 : 0),
@@ -490,6 +492,13 @@ char *serve_status_json(struct node *n)
 				"entries", (json_int_t)ds.size, "rows", (json_int_t)ds.rows,
 				"head_size", (json_int_t)ds.head_size, "head_time", when, "root", root,
 				"members_only", ds.members_only));
+			int64_t since;
+			if (ingest_hold_get(&t, ds.name, &since) == 0) {
+				mu_format_time(since, when, sizeof(when));
+				json_array_append_new(held, json_pack("{s:s,s:s,s:s}", "dataset", ds.name,
+								      "publisher", ds.publisher ? ds.publisher : "",
+								      "since", when));
+			}
 			store_dataset_fini(&ds);
 		}
 		store_evidence_count(&t, &evidence);
@@ -508,6 +517,7 @@ char *serve_status_json(struct node *n)
 	json_object_set_new(o, "trust_version", json_integer((json_int_t)tv));
 	json_object_set_new(o, "uptime_s", json_integer((now - n->started_us) / 1000000));
 	json_object_set_new(o, "evidence", json_integer((json_int_t)evidence));
+	json_object_set_new(o, "held", held);   /* datasets held by a fork (ingest.h) */
 	json_object_set_new(o, "map_used", json_integer((json_int_t)used));
 	json_object_set_new(o, "map_size", json_integer((json_int_t)mapsize));
 	json_object_set_new(o, "peers", peers);
@@ -528,6 +538,20 @@ char *serve_status_json(struct node *n)
 			    json_integer((json_int_t)n->stats.cosigs_made));
 	json_object_set_new(json_object_get(o, "counters"), "cosigs_received",
 			    json_integer((json_int_t)n->stats.cosigs_received));
+	json_object_set_new(json_object_get(o, "counters"), "queries",
+			    json_integer((json_int_t)n->stats.queries));
+	json_object_set_new(json_object_get(o, "counters"), "scans",
+			    json_integer((json_int_t)n->stats.scans));
+	/* The same timings as musubi_query_duration_seconds, as count and sum. */
+	json_t *lat = json_object();
+	for (int k = 0; k < METRICS_NKINDS; k++) {
+		uint64_t cnt;
+		double sec;
+		metrics_totals(n->metrics, (enum metrics_kind)k, &cnt, &sec);
+		json_object_set_new(lat, k == METRICS_QUERY ? "query" : "scan",
+				    json_pack("{s:I,s:f}", "count", (json_int_t)cnt, "seconds", sec));
+	}
+	json_object_set_new(o, "latency", lat);
 	out = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return out;
@@ -571,7 +595,13 @@ void serve_request(struct node *n, struct wire_msg *m)
 	case MUSUBI__MSG_TYPE__MSG_STATUS: on_status(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_GET_COSIGS: on_get_cosigs(&r); break;
 	case MUSUBI__MSG_TYPE__MSG_GET_REDACTIONS: on_get_redactions(&r); break;
-	case MUSUBI__MSG_TYPE__MSG_SCAN: serve_scan(n, m, r.anonymous); break;
+	case MUSUBI__MSG_TYPE__MSG_SCAN: {
+		int64_t t0 = mu_now_us();
+		serve_scan(n, m, r.anonymous);
+		n->stats.scans++;
+		metrics_observe(n->metrics, METRICS_SCAN, mu_now_us() - t0);
+		break;
+	}
 	case MUSUBI__MSG_TYPE__MSG_QUERY: fedq_submit(n, m); break;
 	default:
 		fail(&r, MUSUBI__ERROR_CODE__ERR_BAD_REQUEST, "message type %d is not a request",

@@ -398,6 +398,16 @@ static void fetch_try_commit(struct node *n, struct fetch *f)
 		.head_lens = &f->head_lens[first],
 	};
 	rc = ingest_commit(n->st, &b, trust_head_key, n->tcache, &res, why, sizeof(why));
+	if (rc < 0 && (store_space_advice(rc) != NULL || rc == -ENOMEM || rc == MU_E_STORE)) {
+		/* This node's store failed, not the peer: no strike; anti-entropy
+		 * fetches again, and succeeds once the store can grow. */
+		log_err("cannot store %s entries %" PRIu64 "..%" PRIu64 " from %s: %s%s%s",
+			f->dataset, f->base, f->head_sizes[j], f->peer->member, mu_strerror(rc),
+			store_space_advice(rc) ? ": " : "",
+			store_space_advice(rc) ? store_space_advice(rc) : "");
+		fetch_free(n, f);
+		return;
+	}
 	if (rc < 0) {
 		count_refusal(n, rc);
 		if (rc == -EAGAIN)
@@ -557,31 +567,76 @@ fail:
 
 static uint64_t current_trust_version(struct node *n);
 
-static void remember_peer_head(struct peer *p, const char *dataset, uint64_t size)
+static struct peer_head *peer_head_find(struct peer *p, const char *dataset)
 {
 	for (size_t i = 0; i < p->nheads; i++)
-		if (strcmp(p->heads[i].dataset, dataset) == 0) {
-			if (size > p->heads[i].size)
-				p->heads[i].size = size;
-			return;
-		}
+		if (strcmp(p->heads[i].dataset, dataset) == 0)
+			return &p->heads[i];
+	return NULL;
+}
+
+/* Remember the newest head a peer has shown of a dataset (heads that
+ * count only). Returns 1 when it is newer than any it showed before. */
+static int remember_peer_head(struct peer *p, const char *dataset, uint64_t size)
+{
+	struct peer_head *h = peer_head_find(p, dataset);
+
+	if (h != NULL) {
+		if (size <= h->size)
+			return 0;
+		h->size = size;
+		h->seen_us = mu_now_us();
+		return 1;
+	}
 	struct peer_head *grown = realloc(p->heads, (p->nheads + 1) * sizeof(*grown));
 	if (grown == NULL)
-		return;
+		return 0;
 	p->heads = grown;
 	snprintf(grown[p->nheads].dataset, sizeof(grown[p->nheads].dataset), "%s", dataset);
 	grown[p->nheads].size = size;
+	grown[p->nheads].seen_us = mu_now_us();
 	p->nheads++;
+	return 1;
 }
 
-/* A signed head from a peer (listed or announced): judge it, and fetch
- * what it has that we do not. */
-static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t len)
+/*
+ * Did the peer roll back? Only what this node saw itself counts: the peer,
+ * over its authenticated connection, showed a head of the dataset at size
+ * N that counts, and now lists a smaller one as its newest in answer to a
+ * request sent after N was learned (a store only grows, so such an answer
+ * can only come from a peer whose store went back). A peer that never
+ * showed N is lagging, not lying; an answer to a request sent before N was
+ * learned may predate N; an announcement may overtake a reply on another
+ * connection: none of these is judged. asked_us is when the request was
+ * sent (0 for an announcement). Each rollback is penalised once: the
+ * smaller size is remembered from then on.
+ */
+static int rolled_back(struct node *n, struct peer *p, const char *dataset, uint64_t size,
+		       int64_t asked_us)
+{
+	struct peer_head *h = peer_head_find(p, dataset);
+
+	if (asked_us == 0 || h == NULL || size >= h->size || h->seen_us >= asked_us)
+		return 0;
+	uint64_t before = h->size;
+	h->size = size;
+	h->seen_us = mu_now_us();
+	n->stats.refused_proto++;
+	strike(n, p, "rolled back %s: it showed a signed head at size %" PRIu64 " and now lists "
+	       "size %" PRIu64 " as its newest", dataset, before, size);
+	return 1;
+}
+
+/* A signed head from a peer (listed in answer to a request sent at
+ * asked_us, or announced: 0): judge it, and fetch what it has that we do
+ * not. */
+static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t len,
+		    int64_t asked_us)
 {
 	struct head_signed hs;
 	enum ingest_verdict verdict;
 	uint64_t local;
-	char why[512] = "", dataset[128];
+	char why[512] = "", dataset[128], publisher[64];
 	int rc;
 
 	p->heads_seen++;
@@ -591,17 +646,28 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 		return;
 	}
 	snprintf(dataset, sizeof(dataset), "%s", hs.hd->h.dataset);
+	snprintf(publisher, sizeof(publisher), "%s", hs.hd->h.publisher);
 	uint64_t size = hs.hd->h.size, tv = hs.hd->h.trust_version;
 	head_signed_fini(&hs);
 	if (!sync_wants(n, dataset))
 		return;
-	remember_peer_head(p, dataset, size);
 	rc = ingest_check_head(n->st, sh, len, p->member, trust_head_key, n->tcache, &verdict, &local,
 			       why, sizeof(why));
 	if (rc == MU_E_FORK) {
 		n->stats.forks++;
-		snprintf(p->last_error, sizeof(p->last_error), "%.255s", why);
 		log_err("EVIDENCE: %s", why);
+		remember_peer_head(p, dataset, size);
+		/* Ingest now holds the dataset's new heads (ingest.h): what is
+		 * being fetched of it is not taken either. */
+		struct fetch *f = find_fetch(n, dataset);
+		if (f != NULL)
+			fetch_free(n, f);
+		/* The publisher's own node showed the second history: struck. A
+		 * relay only passed on what the publisher signed. */
+		if (strcmp(p->member, publisher) == 0)
+			strike(n, p, "%.255s", why);
+		else
+			snprintf(p->last_error, sizeof(p->last_error), "%.255s", why);
 		return;
 	}
 	if (rc < 0 && tv > current_trust_version(n)) {
@@ -616,6 +682,11 @@ static void on_head(struct node *n, struct peer *p, const uint8_t *sh, size_t le
 		strike(n, p, "refused a head of %s: %s", dataset, why[0] ? why : mu_strerror(rc));
 		return;
 	}
+	if (rolled_back(n, p, dataset, size, asked_us))
+		return;
+	int newer = remember_peer_head(p, dataset, size);
+	if (verdict == INGEST_HELD && newer)
+		log_warn("peer %s offers %s at size %" PRIu64 ": %s", p->member, dataset, size, why);
 	if (verdict != INGEST_NEWER || find_fetch(n, dataset) != NULL)
 		return;
 	struct fetch *f = calloc(1, sizeof(*f));
@@ -844,6 +915,14 @@ static void on_hello_reply(struct node *n, struct peer *p, struct wire_msg *m)
 	musubi__hello__free_unpacked(h, NULL);
 }
 
+void sync_on_undecodable(struct node *n, struct peer *p)
+{
+	n->stats.refused_decode++;
+	/* One strike per burst: what arrives while backed off is ignored. */
+	if (p->backoff_until_us <= mu_now_us())
+		strike(n, p, "sent a reply envelope that does not decode");
+}
+
 void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 {
 	struct pending pd;
@@ -888,7 +967,8 @@ void sync_on_reply(struct node *n, struct peer *p, struct wire_msg *m)
 			break;
 		}
 		for (size_t i = 0; i < h->n_heads && p->backoff_until_us <= now; i++) {
-			on_head(n, p, h->heads[i]->signed_head.data, h->heads[i]->signed_head.len);
+			on_head(n, p, h->heads[i]->signed_head.data, h->heads[i]->signed_head.len,
+				pd.sent_us);
 			maybe_fetch_redactions(n, p, h->heads[i]->dataset, h->heads[i]->redactions);
 		}
 		musubi__heads__free_unpacked(h, NULL);
@@ -964,10 +1044,35 @@ void sync_on_announce(struct node *n, struct peer *p, struct wire_msg *m)
 		return;
 	}
 	p->last_seen_us = mu_now_us();
-	on_head(n, p, a->signed_head.data, a->signed_head.len);
+	on_head(n, p, a->signed_head.data, a->signed_head.len, 0);
 	if (a->cosig.len > 0)
 		keep_cosig(n, p, a->cosig.data, a->cosig.len);
 	musubi__announce__free_unpacked(a, NULL);
+}
+
+/* A request went unanswered: start the link to the peer afresh. libzmq
+ * reconnects by itself after a broken connection, but not after a
+ * protocol error (one damaged byte fails CURVE's authentication): it
+ * then ends the session of a connecting socket for good, and the peer
+ * would be silent until this node restarts. New sockets cost one
+ * handshake; what was in flight on the old ones is given up. */
+static void peer_relink(struct node *n, struct peer *p, int64_t now)
+{
+	while (p->ninflight > 0) {
+		struct fetch *f = p->inflight[--p->ninflight].fetch;
+		if (f != NULL)
+			fetch_free(n, f);
+	}
+	zmq_close(p->dealer);
+	p->dealer = NULL;
+	if (p->sub != NULL) {
+		zmq_close(p->sub);
+		p->sub = NULL;
+	}
+	p->hello_done = 0;
+	p->next_sync_us = now;
+	log_info("peer %s (%s): no answer in %d ms; connecting again", p->endpoint,
+		 p->member[0] ? p->member : "?", n->cfg->request_timeout_ms);
 }
 
 void sync_tick(struct node *n, int64_t now)
@@ -984,6 +1089,7 @@ void sync_tick(struct node *n, int64_t now)
 			continue;
 		}
 		/* Requests that were never answered. */
+		int timed_out = 0;
 		for (int k = 0; k < p->ninflight; k++) {
 			struct pending *pd = &p->inflight[k];
 			if (now - pd->sent_us < timeout)
@@ -993,6 +1099,11 @@ void sync_tick(struct node *n, int64_t now)
 			p->inflight[k--] = p->inflight[--p->ninflight];
 			if (f != NULL)
 				fetch_free(n, f);
+			timed_out = 1;
+		}
+		if (timed_out) {
+			peer_relink(n, p, now);
+			continue;
 		}
 		if (now < p->next_sync_us || now < p->backoff_until_us)
 			continue;

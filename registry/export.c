@@ -147,6 +147,16 @@ static int view_open(struct store_txn *t, const char *dataset, uint64_t as_of, s
 			     v->size);
 	memcpy(v->root, hs.hd->h.root, 32);
 	v->head_time_us = hs.hd->h.time_us;
+	/* A replica has no catalogue record of its own: the licence is the
+	 * one the publisher signed into its head. */
+	if ((v->ds.license == NULL || v->ds.license[0] == '\0') && hs.hd->h.license != NULL &&
+	    hs.hd->h.license[0] != '\0') {
+		free(v->ds.license);
+		if ((v->ds.license = strdup(hs.hd->h.license)) == NULL) {
+			head_signed_fini(&hs);
+			return -ENOMEM;
+		}
+	}
 	head_signed_fini(&hs);
 	snprintf(ref, sizeof(ref), "%s@%u", v->ds.schema_id, v->ds.schema_version);
 	if ((rc = load_schema(t, ref, &v->s)) < 0)

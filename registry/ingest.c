@@ -88,7 +88,39 @@ static int store_evidence_fn(struct store_txn *t, void *arg)
 	musubi__evidence__pack(&m, buf);
 	rc = store_evidence_put(t, e->dataset, m.found_us, buf, len);
 	free(buf);
+	if (rc == 0) {
+		char key[160], since[32];
+		snprintf(key, sizeof(key), "hold/%s", e->dataset);
+		snprintf(since, sizeof(since), "%" PRId64, m.found_us);
+		rc = store_meta_put(t, key, since, strlen(since));
+	}
 	return rc;
+}
+
+int ingest_hold_get(struct store_txn *t, const char *dataset, int64_t *since_us)
+{
+	char key[160], buf[32];
+	size_t len;
+	int rc;
+
+	snprintf(key, sizeof(key), "hold/%s", dataset);
+	if ((rc = store_meta_get(t, key, buf, sizeof(buf), &len)) < 0)
+		return rc;
+	*since_us = strtoll(buf, NULL, 10);
+	return 0;
+}
+
+static int hold_clear_fn(struct store_txn *t, void *arg)
+{
+	char key[160];
+
+	snprintf(key, sizeof(key), "hold/%s", (const char *)arg);
+	return store_meta_del(t, key);
+}
+
+int ingest_hold_clear(struct store *st, const char *dataset)
+{
+	return store_write(st, hold_clear_fn, (void *)dataset);
 }
 
 struct same_evidence {
@@ -156,6 +188,16 @@ int ingest_check_head(struct store *st, const uint8_t *signed_head, size_t len, 
 	if (rc < 0)
 		goto out;
 	*local_size = ds.size;
+	int64_t since;
+	if (h->size > ds.size && ingest_hold_get(&t, h->dataset, &since) == 0) {
+		char when[40];
+		mu_format_time(since, when, sizeof(when));
+		snprintf(why, whylen, "new heads of %s are held: its publisher %s has shown two "
+			 "histories (found %s); an operator clears the hold with musubi evidence "
+			 "--clear %s", h->dataset, h->publisher, when, h->dataset);
+		*verdict = INGEST_HELD;
+		goto out;
+	}
 	if (h->size > ds.size) {
 		*verdict = INGEST_NEWER;
 		goto out;
@@ -205,11 +247,19 @@ static int fold_entry(struct store_txn *t, struct store_dataset *ds, const struc
 		      char *why, size_t whylen)
 {
 	struct store_state_val sv;
-	int rc = store_state_get(t, ds->local_id, e->key, e->key_len, &sv);
+	int rc, added;
 
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
 	if (e->op == REC_DELETE) {
+		rc = store_state_get(t, ds->local_id, e->key, e->key_len, &sv);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		/* Every delete takes the key's live-but-unknown mark (redact.h):
+		 * without a row, the mark is what makes the delete valid. */
+		int marked = redact_live_take(t, ds->local_id, e->key, e->key_len);
+		if (marked < 0)
+			return marked;
+		if (rc == -ENOENT && marked)
+			return 0;   /* its upsert was redacted: the row went then */
 		if (rc == -ENOENT) {
 			snprintf(why, whylen, "entry %" PRIu64 " of %s deletes a key that is not there",
 				 e->seq, ds->name);
@@ -223,17 +273,20 @@ static int fold_entry(struct store_txn *t, struct store_dataset *ds, const struc
 			 e->seq, ds->name);
 		return MU_E_CORRUPT;
 	}
-	if (rc == -ENOENT)
-		ds->rows++;
 	sv.seq = e->seq;
 	merkle_leaf_hash(e->row, e->row_len, sv.row_sha256);
-	return store_state_put(t, ds->local_id, e->key, e->key_len, &sv);
+	if ((rc = store_state_upsert(t, ds->local_id, e->key, e->key_len, &sv, &added)) == 0)
+		ds->rows += added;
+	return rc;
 }
 
 /* Remember the schema of the newest upsert, and fetch its JSON from the
- * built-ins when the store does not have it. */
+ * built-ins when the store does not have it. *looked says the store was
+ * already asked for ds's schema in this commit: the entries of a batch
+ * mostly share one schema, and asking for each costs a formatted ref and a
+ * read per entry. */
 static int note_schema(struct store_txn *t, struct store_dataset *ds, const struct rec_entry *e,
-		       struct ingest_result *res)
+		       struct ingest_result *res, int *looked)
 {
 	char ref[160];
 	const uint8_t *json;
@@ -247,7 +300,11 @@ static int note_schema(struct store_txn *t, struct store_dataset *ds, const stru
 		ds->schema_version = e->schema_version;
 		if (e->schema_digest)
 			memcpy(ds->schema_digest, e->schema_digest, 32);
+		*looked = 0;
 	}
+	if (*looked)
+		return 0;
+	*looked = 1;
 	snprintf(ref, sizeof(ref), "%s@%u", e->schema_id, e->schema_version);
 	/* Already found missing in this commit: do not hash every built-in
 	 * again for each of its upserts. */
@@ -265,7 +322,7 @@ static int note_schema(struct store_txn *t, struct store_dataset *ds, const stru
 }
 
 /* A redacted entry from a peer: its notice must be the publisher's and name
- * this leaf; a redacted upsert leaves its key without a row. */
+ * this leaf; a redacted upsert leaves its key without a row, but live. */
 static int ingest_stub(struct store_txn *t, struct store_dataset *ds, const struct ingest_batch *b,
 		       size_t i, struct commit_ctx *c)
 {
@@ -290,10 +347,19 @@ static int ingest_stub(struct store_txn *t, struct store_dataset *ds, const stru
 		snprintf(c->why, c->whylen, "the redaction notice of %s #%" PRIu64 " names another "
 			 "entry", b->dataset, s.seq);
 		rc = MU_E_CORRUPT;
-	} else if ((rc = store_redaction_put(t, b->dataset, s.seq, s.notice, s.notice_len)) == 0 &&
-		   store_state_get(t, ds->local_id, s.key, s.key_len, &sv) == 0) {
-		ds->rows--;
-		rc = store_state_del(t, ds->local_id, s.key, s.key_len);
+	} else if ((rc = store_redaction_put(t, b->dataset, s.seq, s.notice, s.notice_len)) == 0) {
+		/* The stub is its key's latest entry: a redacted delete deletes
+		 * (taking the mark as a delete does), a redacted upsert leaves the
+		 * key live but unknown, so that a later delete of it counts. */
+		if (store_state_get(t, ds->local_id, s.key, s.key_len, &sv) == 0) {
+			ds->rows--;
+			rc = store_state_del(t, ds->local_id, s.key, s.key_len);
+		}
+		if (rc == 0 && s.op == REC_DELETE)
+			rc = redact_live_take(t, ds->local_id, s.key, s.key_len);
+		else if (rc == 0)
+			rc = redact_live_set(t, ds->local_id, s.key, s.key_len, s.seq);
+		rc = rc > 0 ? 0 : rc;
 	}
 	redact_stub_fini(&s);
 	return rc;
@@ -309,7 +375,8 @@ static int commit_fn(struct store_txn *t, void *arg)
 	size_t next_head = 0;
 	uint64_t *sizes = NULL;
 	char owner[64];
-	int rc;
+	struct rec_arena arena = { 0 };   /* the decoded entry, reused entry after entry */
+	int rc, schema_looked = 0;
 
 	c->res->heads_stored = 0;
 	c->res->missing_schema[0] = '\0';
@@ -401,7 +468,7 @@ static int commit_fn(struct store_txn *t, void *arg)
 		}
 		if (i == b->n)
 			break;
-		struct rec_entry_decoded *d = NULL;
+		struct rec_entry e;
 		merkle_hash leaf;
 		int stub = redact_leaf_hash(b->entries[i], b->entry_lens[i], leaf);
 		if (stub == 1) {
@@ -409,23 +476,21 @@ static int commit_fn(struct store_txn *t, void *arg)
 				goto out;
 			goto append;
 		}
-		if (stub < 0 || rec_entry_decode(b->entries[i], b->entry_lens[i], &d) < 0) {
+		if (stub < 0 || rec_entry_decode_in(&arena, b->entries[i], b->entry_lens[i], &e) < 0) {
 			snprintf(c->why, c->whylen, "entry %" PRIu64 " of %s does not decode",
 				 b->from + i, b->dataset);
 			rc = MU_E_DECODE;
 			goto out;
 		}
-		if (strcmp(d->e.dataset, b->dataset) != 0 || d->e.seq != b->from + i) {
+		if (strcmp(e.dataset, b->dataset) != 0 || e.seq != b->from + i) {
 			snprintf(c->why, c->whylen, "entry %" PRIu64 " of %s claims to be %.80s #%" PRIu64,
-				 b->from + i, b->dataset, d->e.dataset, d->e.seq);
-			rec_entry_free(&d);
+				 b->from + i, b->dataset, e.dataset, e.seq);
 			rc = MU_E_CORRUPT;
 			goto out;
 		}
-		rc = fold_entry(t, &ds, &d->e, c->why, c->whylen);
-		if (rc == 0 && d->e.op == REC_UPSERT)
-			rc = note_schema(t, &ds, &d->e, c->res);
-		rec_entry_free(&d);
+		rc = fold_entry(t, &ds, &e, c->why, c->whylen);
+		if (rc == 0 && e.op == REC_UPSERT)
+			rc = note_schema(t, &ds, &e, c->res, &schema_looked);
 		if (rc < 0)
 			goto out;
 append:
@@ -444,6 +509,7 @@ append:
 	c->res->new_size = ds.size;
 out:
 	free(sizes);
+	rec_arena_fini(&arena);
 	store_dataset_fini(&ds);
 	return rc;
 }

@@ -22,11 +22,28 @@ enum ingest_verdict {
 	INGEST_NEWER = 1,   /* extends past the local log: fetch entries */
 	INGEST_SAME,        /* the local log has exactly this head's tree */
 	INGEST_OLDER,       /* an older head of the local log, consistent */
+	INGEST_HELD,        /* would extend it, but the dataset is held (below) */
 };
 
 /*
+ * A fork holds its dataset. When evidence that a dataset's publisher signed
+ * two histories is first stored, the dataset is held: ingest_check_head
+ * answers INGEST_HELD (why says so) for every head that would extend the
+ * local log, so no new head of it is taken from anyone until an operator,
+ * having heard the publisher out, clears the hold (`musubi evidence
+ * --clear`). The evidence itself stays. Holds live in the meta database
+ * under "hold/<dataset>" (the time the fork was found, in decimal us).
+ *
+ * ingest_hold_get: 0 with *since_us when dataset is held, -ENOENT if not.
+ * ingest_hold_clear: 0, or -ENOENT when dataset was not held.
+ */
+int ingest_hold_get(struct store_txn *t, const char *dataset, int64_t *since_us);
+int ingest_hold_clear(struct store *st, const char *dataset);
+
+/*
  * Judge a signed head received from `from` (a member id, for evidence).
- * Returns 0 with *verdict, and *local_size set to the local log's size;
+ * Returns 0 with *verdict (INGEST_HELD with why set when held), and
+ * *local_size set to the local log's size;
  * MU_E_DECODE, MU_E_TRUST, MU_E_BADSIG or MU_E_KEY when the head does not
  * count (why says which rule); or MU_E_FORK when it is validly signed but
  * conflicts with the local log: then Evidence holding both heads has been

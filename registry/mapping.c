@@ -771,6 +771,15 @@ static int add_out(struct mapping_run *r, struct out_col oc, struct mapping_erro
 	return 0;
 }
 
+/* Does a split of m make a column of this name? */
+static int split_makes(const struct mapping *m, const char *name)
+{
+	for (size_t i = 0; i < m->nsplit; i++)
+		if (strv_has(&m->split[i].into, name))
+			return 1;
+	return 0;
+}
+
 static int build_header(struct mapping_run *r, const struct csv_record *in, struct mapping_error *err)
 {
 	const struct mapping *m = r->m;
@@ -794,7 +803,8 @@ static int build_header(struct mapping_run *r, const struct csv_record *in, stru
 			fprintf(msg, "%s\"%s\" (renamed to %s)", missing++ ? ", " : "",
 				m->rename[i].from, m->rename[i].to);
 	for (size_t i = 0; i < m->drop.n; i++)
-		want(r, m->drop.v[i], "dropped", msg, &missing);
+		if (!split_makes(m, m->drop.v[i]))   /* a split part dropped: "T" of a datetime */
+			want(r, m->drop.v[i], "dropped", msg, &missing);
 	for (size_t i = 0; i < m->norm_cols.n; i++)
 		want(r, m->norm_cols.v[i], "normalized", msg, &missing);
 	for (size_t i = 0; i < m->nsplit; i++)
@@ -830,7 +840,8 @@ static int build_header(struct mapping_run *r, const struct csv_record *in, stru
 	}
 	for (size_t i = 0; i < m->nsplit; i++)
 		for (size_t k = 0; k < m->split[i].into.n; k++)
-			if ((rc = add_out(r, (struct out_col){ .kind = OUT_SPLIT,
+			if (!strv_has(&m->drop, m->split[i].into.v[k]) &&
+			    (rc = add_out(r, (struct out_col){ .kind = OUT_SPLIT,
 							       .name = m->split[i].into.v[k],
 							       .src = (size_t)in_col(r, m->split[i].column),
 							       .part = k, .sp = &m->split[i] }, err)) < 0)

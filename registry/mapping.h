@@ -18,7 +18,8 @@
  *   "header_replace"  {"from": "to"}: text replaced in every header cell
  *                     (a look-alike character), before "rename"
  *   "rename"          {"old": "new"}: header cells renamed
- *   "drop"            ["name"]: columns left out
+ *   "drop"            ["name"]: columns left out (a split's part too:
+ *                     the time of a datetime split at "T")
  *   "normalize"       {"digits", "ascii", "nbsp", "newlines", "trim": true,
  *                     "columns": ["name"]}: full-width digits (or all of
  *                     full-width ASCII) to ASCII, U+00A0 to a space, each

@@ -8,70 +8,42 @@
  * proof needs are aligned and at most one of them is not a perfect subtree,
  * so a proof costs O(log size) callback reads.
  */
-#include <openssl/evp.h>
-#include <pthread.h>
+
+/* SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP,
+ * but EVP in OpenSSL 3.0 allocates a provider context on every digest
+ * init, and these functions have no error return: a failed allocation
+ * would have to end the process. The low-level calls hash in a context on
+ * the stack (the same code underneath) and cannot fail. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 
 #include "merkle.h"
 #include "mu_err.h"
 
-static EVP_MD *sha256;
-static once_flag sha256_once = ONCE_FLAG_INIT;
-static pthread_key_t ctx_key;
-
-static void ctx_free(void *ctx)
-{
-	EVP_MD_CTX_free(ctx);
-}
-
-/* An implicit fetch by EVP_sha256() looks the algorithm up in the provider
- * store on every digest; fetching once halves the cost of each hash. Each
- * thread also keeps one digest context instead of allocating one a hash. */
-static void sha256_fetch(void)
-{
-	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	pthread_key_create(&ctx_key, ctx_free);
-}
-
-static EVP_MD_CTX *thread_ctx(void)
-{
-	EVP_MD_CTX *ctx;
-
-	call_once(&sha256_once, sha256_fetch);
-	if ((ctx = pthread_getspecific(ctx_key)) == NULL) {
-		if ((ctx = EVP_MD_CTX_new()) == NULL || pthread_setspecific(ctx_key, ctx) != 0)
-			abort();
-	}
-	return ctx;
-}
-
-/*
- * out = SHA-256(prefix || a || b). `out` may alias a or b: it is written
- * only after both are read. The hash functions have no error return, and a
- * tree built on a made-up hash would be worse than no tree, so a failure
- * here (no SHA-256 provider, or out of memory) ends the process.
- */
+/* out = SHA-256(prefix || a || b). `out` may alias a or b: it is written
+ * only after both are read. */
 static void hash_prefixed(uint8_t prefix, const void *a, size_t alen, const void *b, size_t blen,
 			  uint8_t *out)
 {
-	EVP_MD_CTX *ctx = thread_ctx();
+	SHA256_CTX ctx;
 
-	if (sha256 == NULL || EVP_DigestInit_ex2(ctx, sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, &prefix, 1) != 1 || EVP_DigestUpdate(ctx, a, alen) != 1 ||
-	    EVP_DigestUpdate(ctx, b, blen) != 1 || EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-		abort();
+	SHA256_Init(&ctx);
+	SHA256_Update(&ctx, &prefix, 1);
+	SHA256_Update(&ctx, a, alen);
+	SHA256_Update(&ctx, b, blen);
+	SHA256_Final(out, &ctx);
 }
 
 void merkle_sha256(const void *data, size_t len, uint8_t out[MERKLE_HASH_LEN])
 {
-	EVP_MD_CTX *ctx = thread_ctx();
+	SHA256_CTX ctx;
 
-	if (sha256 == NULL || EVP_DigestInit_ex2(ctx, sha256, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, data, len) != 1 || EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-		abort();
+	SHA256_Init(&ctx);
+	SHA256_Update(&ctx, data, len);
+	SHA256_Final(out, &ctx);
 }
 
 void merkle_leaf_hash(const void *data, size_t len, merkle_hash out)
@@ -86,9 +58,7 @@ void merkle_node_hash(const merkle_hash left, const merkle_hash right, merkle_ha
 
 void merkle_empty_root(merkle_hash out)
 {
-	call_once(&sha256_once, sha256_fetch);
-	if (sha256 == NULL || EVP_Digest(NULL, 0, out, NULL, sha256, NULL) != 1)
-		abort();
+	merkle_sha256("", 0, out);
 }
 
 /* The RFC's k: the largest power of two smaller than n, for n >= 2. */

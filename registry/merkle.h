@@ -29,8 +29,7 @@ typedef uint8_t merkle_hash[MERKLE_HASH_LEN];
 void merkle_leaf_hash(const void *data, size_t len, merkle_hash out);
 /* Fill `out` with SHA-256(0x01 || left || right). */
 void merkle_node_hash(const merkle_hash left, const merkle_hash right, merkle_hash out);
-/* Plain SHA-256, on the same fast path (one algorithm fetch per process,
- * one digest context per thread). */
+/* Plain SHA-256, on the same path. None of these allocate or fail. */
 void merkle_sha256(const void *data, size_t len, uint8_t out[MERKLE_HASH_LEN]);
 /* Fill `out` with SHA-256 of no bytes: the root of the empty tree. */
 void merkle_empty_root(merkle_hash out);

@@ -699,6 +699,19 @@ static int batch_fn(struct store_txn *t, void *ctx)
 		return -errno;
 	if ((rc = ensure_dataset(p, t, &ds)) < 0)
 		goto out;
+	/* Every replica refuses a head dated before the one it extends (and
+	 * `musubi verify` flags it): signed after a clock stepped back, it
+	 * would stall the dataset for good. Say so and append nothing. */
+	if (!p->o->dry_run && ds.head_size > 0 && p->now_us < ds.updated_us) {
+		char was[40], now[40];
+		mu_format_time(ds.updated_us, was, sizeof(was));
+		mu_format_time(p->now_us, now, sizeof(now));
+		add_error(p, 0, 0, "this machine's clock says %s, before %s's newest head (%s): a "
+			  "head may not be dated before the one it extends; set the clock right "
+			  "and publish again", now, ds.name, was);
+		rc = MU_E_USAGE;
+		goto out;
+	}
 	tree.lid = ds.local_id;
 	start_size = ds.size;
 	if (p->batch_start == 0)
@@ -774,6 +787,9 @@ static int batch_fn(struct store_txn *t, void *ctx)
 	if (p->o->access != PUBLISH_ACCESS_KEEP)
 		ds.members_only = p->o->access == PUBLISH_ACCESS_MEMBERS;
 	h.members_only = ds.members_only;
+	/* The head carries the licence, signed, so that replicas' catalogues
+	 * name it too; license_fn() records it locally after the batches. */
+	h.license = p->o->license != NULL ? p->o->license : ds.license;
 	merkle_frontier_root(&fr, h.root);
 	if ((rc = head_make_signed(&h, p->signer, &p->entry)) < 0 ||
 	    (rc = store_head_put(t, ds.local_id, ds.size, p->entry.data, p->entry.len)) < 0)
@@ -1008,7 +1024,8 @@ int publish_csv(struct store *st, const struct sig_key *key, const struct publis
 	rc = o->license != NULL && !o->dry_run ? store_write(st, license_fn, &p) : 0;
 out:
 	if (rc < 0 && res->nerrors == 0)
-		add_error(&p, 0, 0, "%s", mu_strerror(rc));
+		add_error(&p, 0, 0, "%s%s%s", mu_strerror(rc), store_space_advice(rc) ? ": " : "",
+			  store_space_advice(rc) ? store_space_advice(rc) : "");
 	if (p.spool != NULL)
 		fclose(p.spool);
 	for (size_t i = 0; p.refs != NULL && i < p.schema->nfkeys; i++) {
@@ -1108,6 +1125,7 @@ static int append_fn(struct store_txn *t, void *arg)
 		.trust_version = p->trust_version,
 		.publisher = p->member,
 		.members_only = ds.members_only,
+		.license = ds.license,
 	};
 	merkle_frontier_root(&fr, h.root);
 	if ((rc = head_make_signed(&h, p->signer, &p->entry)) < 0 ||
@@ -1149,7 +1167,8 @@ int publish_append(struct store *st, const struct sig_key *key, const char *data
 	snprintf(p.schema_ref, sizeof(p.schema_ref), "%s@%u", p.schema->id, p.schema->version);
 	rc = store_write(st, append_fn, &a);
 	if (rc < 0)
-		snprintf(why, whylen, "%s", mu_strerror(rc));
+		snprintf(why, whylen, "%s%s%s", mu_strerror(rc), store_space_advice(rc) ? ": " : "",
+			 store_space_advice(rc) ? store_space_advice(rc) : "");
 	schema_destroy(&p.schema);
 	rec_buf_fini(&p.entry);
 	rec_buf_fini(&p.row);

@@ -3,9 +3,11 @@
  *
  * protobuf-c messages are built on the stack around borrowed pointers for
  * encoding (nothing is copied), and unpacked with the default allocator for
- * decoding, kept alive inside the *_decoded wrapper until it is freed.
+ * decoding, kept alive inside the *_decoded wrapper until it is freed; or,
+ * for entries decoded in bulk, into a reused arena (rec_entry_decode_in).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +205,118 @@ int rec_entry_encode(const struct rec_entry *e, struct rec_buf *out)
 	return pack_into(&m.base, out);
 }
 
+/* The fields of an unpacked Entry as a rec_entry (pointers into m). */
+static void entry_from_msg(const Musubi__Entry *m, struct rec_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->dataset = m->dataset;
+	e->seq = m->seq;
+	e->op = m->op == MUSUBI__OP__OP_DELETE ? REC_DELETE : REC_UPSERT;
+	e->key = m->key;
+	e->key_len = strlen(m->key);
+	if (m->schema != NULL) {
+		e->schema_id = m->schema->id;
+		e->schema_version = m->schema->version;
+		if (m->schema->digest.len == 32)
+			e->schema_digest = m->schema->digest.data;
+	}
+	if (m->row.len > 0) {
+		e->row = m->row.data;
+		e->row_len = m->row.len;
+	}
+	e->time_us = m->time_us;
+	if (m->provenance != NULL) {
+		const Musubi__Provenance *p = m->provenance;
+		if (p->source_sha256.len == 32) {
+			memcpy(e->prov.source_sha256, p->source_sha256.data, 32);
+			e->prov.has_source = 1;
+		}
+		if (p->mapping_sha256.len == 32) {
+			memcpy(e->prov.mapping_sha256, p->mapping_sha256.data, 32);
+			e->prov.has_mapping = 1;
+		}
+		e->prov.source_name = p->source_name;
+		e->prov.tool = p->tool;
+		e->prov.source_line = p->source_line;
+	}
+}
+
+#define ARENA_ALIGN 16
+
+struct arena_block {
+	struct arena_block *next;
+	max_align_t data[];
+};
+
+/* protobuf-c's allocator over the arena: bump allocation, nothing freed
+ * one by one. What does not fit gets a block of its own, and the next reset
+ * grows the arena so that it fits next time. */
+static void *arena_alloc(void *ctx, size_t size)
+{
+	struct rec_arena *a = ctx;
+	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+
+	if (need < size)
+		return NULL;
+	if (a->cap - a->used >= need) {
+		void *p = a->buf + a->used;
+		a->used += need;
+		return p;
+	}
+	struct arena_block *b = malloc(sizeof(*b) + size);
+	if (b == NULL)
+		return NULL;
+	b->next = a->extra;
+	a->extra = b;
+	a->spilled += need;
+	return b->data;
+}
+
+static void arena_free(void *ctx, void *p)
+{
+	(void)ctx;
+	(void)p;
+}
+
+static void arena_reset(struct rec_arena *a)
+{
+	for (struct arena_block *b = a->extra, *next; b != NULL; b = next) {
+		next = b->next;
+		free(b);
+	}
+	a->extra = NULL;
+	if (a->spilled > 0 || a->buf == NULL) {
+		size_t cap = a->cap + a->spilled < 2048 ? 4096 : 2 * (a->cap + a->spilled);
+		uint8_t *p = malloc(cap);   /* nothing in the arena is alive: no realloc copy */
+		if (p != NULL) {
+			free(a->buf);
+			a->buf = p;
+			a->cap = cap;
+		}
+		a->spilled = 0;
+	}
+	a->used = 0;
+}
+
+int rec_entry_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, struct rec_entry *out)
+{
+	ProtobufCAllocator alloc = { arena_alloc, arena_free, a };
+	Musubi__Entry *m;
+
+	arena_reset(a);
+	if ((m = musubi__entry__unpack(&alloc, len, buf)) == NULL)
+		return MU_E_DECODE;
+	entry_from_msg(m, out);
+	return 0;
+}
+
+void rec_arena_fini(struct rec_arena *a)
+{
+	arena_reset(a);
+	free(a->buf);
+	memset(a, 0, sizeof(*a));
+}
+
 int rec_entry_decode(const uint8_t *buf, size_t len, struct rec_entry_decoded **out)
 {
 	Musubi__Entry *m = musubi__entry__unpack(NULL, len, buf);
@@ -216,36 +330,7 @@ int rec_entry_decode(const uint8_t *buf, size_t len, struct rec_entry_decoded **
 		return -ENOMEM;
 	}
 	d->msg_ = m;
-	d->e.dataset = m->dataset;
-	d->e.seq = m->seq;
-	d->e.op = m->op == MUSUBI__OP__OP_DELETE ? REC_DELETE : REC_UPSERT;
-	d->e.key = m->key;
-	d->e.key_len = strlen(m->key);
-	if (m->schema != NULL) {
-		d->e.schema_id = m->schema->id;
-		d->e.schema_version = m->schema->version;
-		if (m->schema->digest.len == 32)
-			d->e.schema_digest = m->schema->digest.data;
-	}
-	if (m->row.len > 0) {
-		d->e.row = m->row.data;
-		d->e.row_len = m->row.len;
-	}
-	d->e.time_us = m->time_us;
-	if (m->provenance != NULL) {
-		const Musubi__Provenance *p = m->provenance;
-		if (p->source_sha256.len == 32) {
-			memcpy(d->e.prov.source_sha256, p->source_sha256.data, 32);
-			d->e.prov.has_source = 1;
-		}
-		if (p->mapping_sha256.len == 32) {
-			memcpy(d->e.prov.mapping_sha256, p->mapping_sha256.data, 32);
-			d->e.prov.has_mapping = 1;
-		}
-		d->e.prov.source_name = p->source_name;
-		d->e.prov.tool = p->tool;
-		d->e.prov.source_line = p->source_line;
-	}
+	entry_from_msg(m, &d->e);
 	*out = d;
 	return 0;
 }
@@ -273,6 +358,8 @@ int rec_head_encode(const struct rec_head *h, struct rec_buf *out)
 	m.key_id.data = (uint8_t *)h->key_id;
 	m.key_id.len = 32;
 	m.members_only = h->members_only != 0;
+	if (h->license != NULL)
+		m.license = (char *)h->license;
 	return pack_into(&m.base, out);
 }
 
@@ -301,6 +388,7 @@ int rec_head_decode(const uint8_t *buf, size_t len, struct rec_head_decoded **ou
 	d->h.publisher = m->publisher;
 	memcpy(d->h.key_id, m->key_id.data, 32);
 	d->h.members_only = m->members_only;
+	d->h.license = m->license;
 	*out = d;
 	return 0;
 }

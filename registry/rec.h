@@ -64,6 +64,7 @@ struct rec_head {
 	const char *publisher;
 	uint8_t key_id[32];
 	int members_only;
+	const char *license;   /* the licence published under; NULL or "": none */
 };
 
 /* Row: encode n typed values (positional, schema order) into out (reset first). */
@@ -87,6 +88,22 @@ struct rec_entry_decoded {
 };
 int rec_entry_decode(const uint8_t *buf, size_t len, struct rec_entry_decoded **out);
 void rec_entry_free(struct rec_entry_decoded **d);
+
+/*
+ * Decoding a batch of entries one after another: the decoded fields live in
+ * an arena that each decode reuses, so an entry costs no malloc or free per
+ * field. The rec_entry filled by rec_entry_decode_in() points into the arena
+ * and stays valid until the next decode with it or rec_arena_fini(). Start
+ * from a zeroed struct.
+ */
+struct rec_arena {
+	uint8_t *buf;
+	size_t cap, used;
+	size_t spilled;     /* bytes that did not fit since the last reset */
+	void *extra;        /* their blocks, a list freed at the next reset */
+};
+int rec_entry_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, struct rec_entry *out);
+void rec_arena_fini(struct rec_arena *a);
 
 /* Tree head: encode the TreeHead bytes that get signed. */
 int rec_head_encode(const struct rec_head *h, struct rec_buf *out);

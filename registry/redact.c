@@ -194,6 +194,21 @@ int redact_stub_make(const uint8_t *entry, size_t len, const uint8_t *notice, si
 	return rc;
 }
 
+int redact_live_set(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		    uint64_t seq)
+{
+	struct store_state_val v = { .seq = seq };
+
+	return store_state_put(t, REDACT_LIVE_LID(lid), key, key_len, &v);
+}
+
+int redact_live_take(struct store_txn *t, uint32_t lid, const char *key, size_t key_len)
+{
+	int rc = store_state_del(t, REDACT_LIVE_LID(lid), key, key_len);
+
+	return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
+}
+
 int redact_apply(struct store_txn *t, const uint8_t *notice, size_t len,
 		 const struct redact_notice *n)
 {
@@ -228,7 +243,11 @@ int redact_apply(struct store_txn *t, const uint8_t *notice, size_t len,
 	/* The current row goes if it is this entry's. */
 	struct store_state_val sv;
 	if (store_state_get(t, ds.local_id, s.key, s.key_len, &sv) == 0 && sv.seq == n->seq) {
-		if ((rc = store_state_del(t, ds.local_id, s.key, s.key_len)) == 0) {
+		/* The key stays live, its content unknown: a later delete of it
+		 * (replicated from a publisher that deleted it before redacting)
+		 * must still count. */
+		if ((rc = store_state_del(t, ds.local_id, s.key, s.key_len)) == 0 &&
+		    (rc = redact_live_set(t, ds.local_id, s.key, s.key_len, n->seq)) == 0) {
 			ds.rows--;
 			rc = store_dataset_put(t, &ds);
 		}

@@ -80,4 +80,24 @@ int redact_apply(struct store_txn *t, const uint8_t *notice, size_t len,
 int redact_stub_make(const uint8_t *entry, size_t len, const uint8_t *notice, size_t nlen,
 		     struct rec_buf *out);
 
+/*
+ * A redacted upsert erases a row's content, not its existence: when it is
+ * its key's latest entry, the key is live but unknown. It has no row in
+ * the state (nothing to show), yet a later delete of it is valid. The
+ * state keeps such keys under the shadow local id REDACT_LIVE_LID(lid),
+ * which no reader of a dataset's rows iterates (local ids are counted up
+ * from 1 and never reach bit 31); the value's seq is the redacted entry.
+ *
+ * redact_live_set marks key live-but-unknown (in a write transaction).
+ * redact_live_take removes the mark: 1 if the key was marked, 0 if not, or
+ * an error. Ingest takes the mark on every delete, so a mark present
+ * means no delete came after the redacted upsert. (A publish's own deletes
+ * leave it: the publisher ingests its own log only after a restore, and
+ * never deletes a key without a row, so a mark left there is never used.)
+ */
+#define REDACT_LIVE_LID(lid) ((uint32_t)(lid) | UINT32_C(0x80000000))
+int redact_live_set(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		    uint64_t seq);
+int redact_live_take(struct store_txn *t, uint32_t lid, const char *key, size_t key_len);
+
 #endif

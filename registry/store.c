@@ -33,6 +33,7 @@ struct store {
 	MDB_dbi dbi[DB_COUNT];
 	char *datadir;
 	unsigned flags;
+	size_t map_max;   /* the map never grows past this (store_set_map_max) */
 };
 
 int store_err(int mdb_rc)
@@ -100,8 +101,12 @@ static int store_grow(struct store *st, int force)
 	if (!force && info.me_mapsize - used > info.me_mapsize / 4)
 		return 0;
 	want = info.me_mapsize * 2;
-	if (want > STORE_MAP_MAX)
-		return MU_E_MAPFULL;
+	if (want > st->map_max)
+		want = st->map_max;
+	/* At the limit the early grow has nothing to do (the write may still
+	 * fit); a write that did not fit fails for good. */
+	if (want <= info.me_mapsize)
+		return force ? MU_E_MAPFULL : 0;
 	/* Never wait for readers here: a reader in this very thread would
 	 * deadlock. Without the lock the map stays as it is; when it is
 	 * really full the write fails with MU_E_MAPFULL and can be retried. */
@@ -186,15 +191,21 @@ int store_open(const char *datadir, unsigned flags, struct store **out)
 		goto fail;
 	mdb_env_set_maxdbs(st->env, DB_COUNT + 8);
 	/* MUSUBI_MAP_INITIAL (bytes) lets small installations and tests start
-	 * with a smaller map; it grows on demand either way. */
-	const char *initial = getenv("MUSUBI_MAP_INITIAL");
-	mdb_env_set_mapsize(st->env, initial ? (size_t)strtoull(initial, NULL, 10) : STORE_MAP_INITIAL);
+	 * with a smaller map; it grows on demand either way, up to
+	 * MUSUBI_MAP_MAX (bytes) when that is set. */
+	const char *initial = getenv("MUSUBI_MAP_INITIAL"), *max = getenv("MUSUBI_MAP_MAX");
+	size_t first = initial ? (size_t)strtoull(initial, NULL, 10) : STORE_MAP_INITIAL;
+	st->map_max = max && strtoull(max, NULL, 10) > 0 ? (size_t)strtoull(max, NULL, 10)
+						       : STORE_MAP_MAX;
+	mdb_env_set_mapsize(st->env, first < st->map_max ? first : st->map_max);
 	if ((rc = mdb_env_open(st->env, path, envflags, 0640)) != 0) {
 		rc = store_err(rc);
 		goto fail;
 	}
-	/* A store that has grown past the initial size opens at its own size. */
+	/* A store that has grown past the initial size opens at its own size
+	 * (within the maximum). */
 	mdb_env_set_mapsize(st->env, 0);
+	store_set_map_max(st, st->map_max);
 	if ((rc = txn_begin(st, (flags & STORE_RDONLY) ? MDB_RDONLY : 0, &txn)) < 0)
 		goto fail;
 	for (int i = 0; i < DB_COUNT; i++) {
@@ -286,6 +297,44 @@ int store_write(struct store *st, store_write_fn fn, void *ctx)
 	}
 }
 
+int store_set_map_max(struct store *st, size_t max)
+{
+	MDB_envinfo info;
+
+	st->map_max = max > 0 && max < STORE_MAP_MAX ? max : STORE_MAP_MAX;
+	mdb_env_info(st->env, &info);
+	if (info.me_mapsize <= st->map_max)
+		return 0;
+	/* Shrink a larger map to the limit; LMDB keeps it at least as large
+	 * as the pages in use. */
+	if (pthread_rwlock_trywrlock(&st->resize) != 0)
+		return -EBUSY;
+	int rc = store_err(mdb_env_set_mapsize(st->env, st->map_max));
+	pthread_rwlock_unlock(&st->resize);
+	return rc;
+}
+
+const char *store_space_advice(int rc)
+{
+	switch (rc) {
+	case -ENOSPC:
+	case -EDQUOT:
+		return "the file system holding the data directory is full: free space there (or "
+		       "move the data directory to a larger disk), then try again";
+	case -EIO:   /* LMDB's word for a short write: a disk that filled mid-write */
+		return "writing to the data directory failed: its disk may be full or over a "
+		       "quota or file-size limit, or failing (df, dmesg): fix that, then try again";
+	case -EFBIG:
+		return "the process may not write a file this large (a file-size limit: ulimit -f, "
+		       "LimitFSIZE=): raise the limit, then try again";
+	case MU_E_MAPFULL:
+		return "raise map-max (musubid, then restart it) or $MUSUBI_MAP_MAX (musubi), "
+		       "then try again";
+	default:
+		return NULL;
+	}
+}
+
 int store_map_usage(struct store *st, size_t *used, size_t *mapsize)
 {
 	MDB_envinfo info;
@@ -332,6 +381,13 @@ int store_meta_put(struct store_txn *t, const char *key, const void *val, size_t
 	return db_put(t, DB_META, key, strlen(key), val, len, 0);
 }
 
+int store_meta_del(struct store_txn *t, const char *key)
+{
+	MDB_val k = { strlen(key), (void *)key };
+
+	return store_err(mdb_del(t->txn, t->st->dbi[DB_META], &k, NULL));
+}
+
 int store_member(struct store_txn *t, char *buf, size_t cap)
 {
 	size_t len;
@@ -342,16 +398,24 @@ int store_member(struct store_txn *t, char *buf, size_t cap)
 	return rc;
 }
 
-static char *dup_or_null(const char *s)
+/* A copy of s, or NULL when s is empty; *oom is set when the copy could
+ * not be made (a NULL that does not mean "empty"). */
+static char *dup_or_null(const char *s, int *oom)
 {
-	return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+	char *d;
+
+	if (s == NULL || s[0] == '\0')
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		*oom = 1;
+	return d;
 }
 
 int store_dataset_get(struct store_txn *t, const char *name, struct store_dataset *d)
 {
 	Musubi__DatasetInfo *m;
 	MDB_val v;
-	int rc;
+	int rc, oom = 0;
 
 	memset(d, 0, sizeof(*d));
 	if (name[0] == '\0')
@@ -362,9 +426,9 @@ int store_dataset_get(struct store_txn *t, const char *name, struct store_datase
 		return MU_E_CORRUPT;
 	d->name = strdup(m->name);
 	d->local_id = m->local_id;
-	d->publisher = dup_or_null(m->publisher);
+	d->publisher = dup_or_null(m->publisher, &oom);
 	if (m->schema != NULL) {
-		d->schema_id = dup_or_null(m->schema->id);
+		d->schema_id = dup_or_null(m->schema->id, &oom);
 		d->schema_version = m->schema->version;
 		if (m->schema->digest.len == 32)
 			memcpy(d->schema_digest, m->schema->digest.data, 32);
@@ -374,13 +438,13 @@ int store_dataset_get(struct store_txn *t, const char *name, struct store_datase
 	d->head_size = m->head_size;
 	d->created_us = m->created_us;
 	d->updated_us = m->updated_us;
-	d->title = dup_or_null(m->title);
-	d->description = dup_or_null(m->description);
-	d->license = dup_or_null(m->license);
-	d->update_frequency = dup_or_null(m->update_frequency);
+	d->title = dup_or_null(m->title, &oom);
+	d->description = dup_or_null(m->description, &oom);
+	d->license = dup_or_null(m->license, &oom);
+	d->update_frequency = dup_or_null(m->update_frequency, &oom);
 	d->members_only = m->members_only;
 	musubi__dataset_info__free_unpacked(m, NULL);
-	if (d->name == NULL) {
+	if (d->name == NULL || oom) {
 		store_dataset_fini(d);
 		return -ENOMEM;
 	}
@@ -506,6 +570,13 @@ int store_entry_put(struct store_txn *t, uint32_t lid, uint64_t seq, const void 
 
 	be32(k, lid);
 	be64(k + 4, seq);
+	/* A log grows at its end, so the key is usually the database's last:
+	 * MDB_APPEND then fills each page instead of splitting it in half (half
+	 * the pages to write at commit). It refuses with MDB_KEYEXIST when
+	 * another dataset's entries sort after this one: put it in its place. */
+	int rc = db_put(t, DB_ENTRIES, k, sizeof(k), buf, len, MDB_APPEND);
+	if (rc != MU_E_EXISTS)
+		return rc;
 	return db_put(t, DB_ENTRIES, k, sizeof(k), buf, len, MDB_NOOVERWRITE);
 }
 
@@ -729,6 +800,31 @@ int store_state_put(struct store_txn *t, uint32_t lid, const char *key, size_t k
 	be64(v, sv->seq);
 	memcpy(v + 8, sv->row_sha256, 32);
 	return db_put(t, DB_STATE, k, state_key(k, lid, key, key_len), v, sizeof(v), 0);
+}
+
+int store_state_upsert(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		       const struct store_state_val *sv, int *added)
+{
+	uint8_t k[4 + STORE_KEY_INLINE], v[40];
+	MDB_val key_val = { state_key(k, lid, key, key_len), k }, val = { sizeof(v), v };
+	MDB_cursor *cur;
+	int rc;
+
+	be64(v, sv->seq);
+	memcpy(v + 8, sv->row_sha256, 32);
+	if ((rc = store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_STATE], &cur))) < 0)
+		return rc;
+	/* A refused MDB_NOOVERWRITE leaves the cursor on the existing key:
+	 * MDB_CURRENT then replaces its value without a second search. */
+	rc = mdb_cursor_put(cur, &key_val, &val, MDB_NOOVERWRITE);
+	*added = rc == MDB_SUCCESS;
+	if (rc == MDB_KEYEXIST) {
+		val.mv_size = sizeof(v);
+		val.mv_data = v;
+		rc = mdb_cursor_put(cur, &key_val, &val, MDB_CURRENT);
+	}
+	mdb_cursor_close(cur);
+	return store_err(rc);
 }
 
 int store_state_del(struct store_txn *t, uint32_t lid, const char *key, size_t key_len)

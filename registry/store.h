@@ -28,7 +28,8 @@
  *             bytes are then a stub (redact.h)
  *
  * Durable by default (no MDB_NOSYNC, no MDB_WRITEMAP). The map starts at
- * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills.
+ * STORE_MAP_INITIAL (or $MUSUBI_MAP_INITIAL bytes) and doubles when it fills,
+ * up to STORE_MAP_MAX or a smaller maximum (store_set_map_max).
  *
  * Views returned by getters borrow LMDB memory: valid only until the end of
  * the transaction or the next write in it.
@@ -83,11 +84,24 @@ int store_write(struct store *st, store_write_fn fn, void *ctx);
 /* Map use, for status and metrics. */
 int store_map_usage(struct store *st, size_t *used, size_t *mapsize);
 
+/* The map never grows past max bytes (0: STORE_MAP_MAX; the default is
+ * $MUSUBI_MAP_MAX when set): a write that needs more fails with
+ * MU_E_MAPFULL and writes nothing. A larger map shrinks to max, or to what
+ * the store already uses. Call with no transaction open. */
+int store_set_map_max(struct store *st, size_t max);
+
+/* What an operator should do about rc when it means the store cannot grow
+ * (-ENOSPC, -EDQUOT, -EFBIG, MU_E_MAPFULL, and -EIO, which LMDB returns for
+ * a short write); NULL for any other error. */
+const char *store_space_advice(int rc);
+
 /* meta: small named values. -ENOENT when missing; -ENOSPC when cap is too
  * small. Text values are written without a NUL; *len excludes it and the
  * buffer is NUL-terminated when room allows. */
 int store_meta_get(struct store_txn *t, const char *key, void *buf, size_t cap, size_t *len);
 int store_meta_put(struct store_txn *t, const char *key, const void *val, size_t len);
+/* Remove a meta value: 0, or -ENOENT when there was none. */
+int store_meta_del(struct store_txn *t, const char *key);
 
 /* The node's member id (from meta) into buf. */
 int store_member(struct store_txn *t, char *buf, size_t cap);
@@ -154,6 +168,10 @@ int store_state_get(struct store_txn *t, uint32_t lid, const char *key, size_t k
 int store_state_put(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
 		    const struct store_state_val *v);
 int store_state_del(struct store_txn *t, uint32_t lid, const char *key, size_t key_len);
+/* store_state_put in one lookup of the key; *added is 1 when the key had no
+ * row before (the dataset gains a row), 0 when its row was replaced. */
+int store_state_upsert(struct store_txn *t, uint32_t lid, const char *key, size_t key_len,
+		       const struct store_state_val *v, int *added);
 
 /* Iterate the state of one dataset in key order. store_iter_next returns 1
  * with a row, 0 at the end, or an error. key is the stored form (inline

@@ -13,6 +13,9 @@
 #include "verify.h"
 
 #define DELETED_BIT (UINT64_C(1) << 63)
+/* A redacted upsert: the key is live, its row unknown (redact.h). */
+#define REDACTED_BIT (UINT64_C(1) << 62)
+#define NO_ROW (DELETED_BIT | REDACTED_BIT)
 
 static void problem(struct verify_report *rep, const char *dataset, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -163,7 +166,8 @@ static void check_state(struct store_txn *t, struct verify_report *rep,
 }
 
 /* A redacted entry: the notice must be the publisher's and name exactly
- * this leaf; for the fold, a redacted upsert leaves its key without a row. */
+ * this leaf; for the fold, a redacted upsert leaves its key live without a
+ * row (a later delete of it is valid), a redacted delete deletes. */
 static void check_stub(struct store_txn *t, struct verify_report *rep, const char *name,
 		       uint64_t seq, const uint8_t *buf, size_t len, verify_key_fn keyfn, void *ctx,
 		       struct keyset *fold, uint64_t *live)
@@ -188,10 +192,10 @@ static void check_stub(struct store_txn *t, struct verify_report *rep, const cha
 		 strcmp(n.dataset, name) != 0)
 		problem(rep, name, "the redaction notice of entry %" PRIu64 " names another entry", seq);
 	keyset_digest(s.key, s.key_len, digest);
-	int was_live = keyset_get(fold, digest, &old) && !(old & DELETED_BIT);
+	int was_live = keyset_get(fold, digest, &old) && !(old & NO_ROW);
 	if (was_live)
 		(*live)--;
-	keyset_put(fold, digest, seq | DELETED_BIT);
+	keyset_put(fold, digest, seq | (s.op == REC_DELETE ? DELETED_BIT : REDACTED_BIT));
 	redact_stub_fini(&s);
 }
 
@@ -260,12 +264,13 @@ static int verify_dataset(struct store_txn *t, const char *name, verify_key_fn k
 		uint8_t digest[16];
 		uint64_t old;
 		keyset_digest(d->e.key, d->e.key_len, digest);
-		int was_live = keyset_get(&fold, digest, &old) && !(old & DELETED_BIT);
+		int known = keyset_get(&fold, digest, &old);
+		int was_live = known && !(old & NO_ROW);
 		if (d->e.op == REC_DELETE) {
-			if (!was_live)
-				problem(rep, name, "entry %" PRIu64 " deletes a key that is not there", seq);
-			else
+			if (was_live)
 				live--;
+			else if (!known || !(old & REDACTED_BIT))
+				problem(rep, name, "entry %" PRIu64 " deletes a key that is not there", seq);
 			keyset_put(&fold, digest, seq | DELETED_BIT);
 		} else {
 			live += !was_live;

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <wchar.h>
 
 #include "cli.h"
@@ -26,6 +27,16 @@ int cli_display_width(const char *s)
 	memset(&st, 0, sizeof(st));
 	while (len > 0) {
 		wchar_t wc;
+		if (s[0] == '\033' && len > 1 && s[1] == '[') {
+			/* A colour (CSI) sequence takes no cells: skip to its final byte. */
+			size_t k = 2;
+			while (k < len && !(s[k] >= 0x40 && s[k] <= 0x7e))
+				k++;
+			k += k < len;
+			s += k;
+			len -= k;
+			continue;
+		}
 		size_t n = mbrtowc(&wc, s, len, &st);
 		if (n == (size_t)-1 || n == (size_t)-2) {
 			/* Not UTF-8 in this locale: count the byte as one cell. */
@@ -131,4 +142,43 @@ int cli_wants_help(int argc, char **argv, const char *usage)
 		}
 	}
 	return 0;
+}
+
+int cli_color_option(int *argc, char **argv, FILE *out)
+{
+	const char *when = NULL, *nc;
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {   /* keep it and everything after */
+			while (i < *argc)
+				argv[j++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--color") == 0)
+			when = "always";
+		else if (strncmp(argv[i], "--color=", 8) == 0)
+			when = argv[i] + 8;
+		else
+			argv[j++] = argv[i];
+	}
+	*argc = j;
+	argv[j] = NULL;
+	if (when == NULL || strcmp(when, "auto") == 0) {
+		nc = getenv("NO_COLOR");
+		return (nc == NULL || nc[0] == '\0') && isatty(fileno(out));
+	}
+	if (strcmp(when, "always") == 0)
+		return 1;
+	if (strcmp(when, "never") == 0)
+		return 0;
+	fprintf(stderr, "musubi: --color takes auto, always or never, not '%s'\n", when);
+	return -1;
+}
+
+struct cli_palette cli_palette(int on)
+{
+	if (on)
+		return (struct cli_palette){ "\033[32m", "\033[33m", "\033[31m", "\033[0m" };
+	return (struct cli_palette){ "", "", "", "" };
 }

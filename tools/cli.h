@@ -26,6 +26,7 @@ int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_redact(int argc, char **argv);
+int cmd_evidence(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
@@ -67,6 +68,17 @@ struct cli_table *cli_table_new(size_t ncols, const char *const *headers);
 void cli_table_add(struct cli_table *t, const char *const *cells);
 void cli_table_print(const struct cli_table *t, FILE *out);
 void cli_table_free(struct cli_table **t);
+
+/* Colour: --color=auto|always|never (bare --color is always). Removes the
+ * option from argv (updating *argc) so the command's own parser never sees
+ * it. auto colours only when out is a terminal and NO_COLOR is unset or
+ * empty (no-color.org). Returns 1 to colour, 0 not to, -1 on a bad value
+ * (after printing why). */
+int cli_color_option(int *argc, char **argv, FILE *out);
+/* ANSI colours for status: ok green, warn yellow, bad red; all "" when off.
+ * Table cells may hold them: cli_display_width skips escape sequences. */
+struct cli_palette { const char *ok, *warn, *bad, *off; };
+struct cli_palette cli_palette(int on);
 
 /* Is --help among the arguments? Prints usage text and returns 1 if so. */
 int cli_wants_help(int argc, char **argv, const char *usage);

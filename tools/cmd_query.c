@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -34,14 +35,19 @@
 
 static const char query_usage[] =
 	"usage: musubi query --dir DATADIR [--format table|csv|jsonl|geojson]\n"
-	"                    [--manifest FILE] [--as-of MANIFEST] [--timeout MS] [SQL]\n"
+	"                    [--manifest FILE] [--as-of MANIFEST] [--valid-at YYYY-MM-DD]\n"
+	"                    [--timeout MS] [SQL]\n"
 	"       musubi query --node ENDPOINT [--dir DATADIR | --server-key FILE] [--key KEYDIR]\n"
-	"                    [--require-all] [--local] [--explain] [same options] [SQL]\n\n"
+	"                    [--require-all] [--local] [--explain] [--no-pushdown]\n"
+	"                    [same options] [SQL]\n\n"
 	"With --node, the node asked coordinates: every publisher's node answers for\n"
 	"its own data (columns and WHERE constraints pushed down, in parallel), a\n"
 	"verified replica answers for a node that does not, and the result says when\n"
 	"it is partial. --require-all makes a partial result an error; --local\n"
-	"answers from the node's replicas only; --explain shows what went where.\n\n"
+	"answers from the node's replicas only; --explain shows what went where.\n"
+	"COUNT, SUM, TOTAL, AVG, MIN and MAX over GROUP BY columns are computed by\n"
+	"each node when the query allows it (one row per group comes back);\n"
+	"--no-pushdown streams every row to the node asked instead.\n\n"
 	"Run one SQL SELECT (SQLite's dialect) over the datasets of DATADIR. Each\n"
 	"dataset name is a table holding every publisher's rows, with the columns of\n"
 	"its schema and _publisher, _seq, _hash, _head_size. With no SQL: an\n"
@@ -51,16 +57,21 @@ static const char query_usage[] =
 	"  --manifest FILE   write the query, its time and every signed head it read\n"
 	"  --as-of MANIFEST  answer from exactly the heads an earlier manifest names\n"
 	"                    (and its query, when no SQL is given)\n"
+	"  --valid-at DATE   only rows in force on DATE (YYYY-MM-DD) in tables whose\n"
+	"                    schema marks effective-from/until fields (x-valid), as\n"
+	"                    address@2's 効力発生日 and 廃止日; other tables answer all rows\n"
 	"  --timeout MS      stop a query after MS milliseconds (default 30000; 0: none)\n\n"
 	"The heads that answered are listed on standard error. See docs/QUERY.md.\n";
 
 struct query_args {
 	const char *node, *server_key, *keydir;
 	int require_all, local, explain;
+	int no_pushdown;
 	const char *dir;
 	enum fmt_kind fmt;
 	const char *manifest_out;
 	const char *as_of;
+	const char *valid_at;  /* YYYY-MM-DD, or NULL: every row */
 	int64_t timeout_ms;
 	const char *sql;
 };
@@ -193,8 +204,8 @@ static int check_pinned(const json_t *pinned, const json_t *heads)
 	return bad ? MU_E_ROOT : 0;
 }
 
-static int write_manifest(const char *path, const char *sql, const char *by, uint64_t rows,
-			  json_t *heads, int complete)
+static int write_manifest(const char *path, const char *sql, const char *valid_at, const char *by,
+			  uint64_t rows, json_t *heads, int complete)
 {
 	char when[32], *text;
 	int64_t now = mu_now_us();
@@ -206,6 +217,9 @@ static int write_manifest(const char *path, const char *sql, const char *by, uin
 	m = json_pack("{s:i,s:s,s:s,s:I,s:s,s:I,s:b,s:O}", "musubi_manifest", MANIFEST_VERSION,
 		      "query", sql, "time", when, "time_us", (json_int_t)now, "answered_by", by,
 		      "rows", (json_int_t)rows, "complete", complete, "heads", heads);
+	/* so that --as-of re-runs the query for the same day */
+	if (m != NULL && valid_at != NULL)
+		json_object_set_new(m, "valid_at", json_string(valid_at));
 	if (m == NULL || (text = json_dumps(m, JSON_INDENT(2))) == NULL) {
 		json_decref(m);
 		return -ENOMEM;
@@ -272,7 +286,7 @@ static int run_query(const struct query_source *src, const char *sql, const stru
 	if (pinned != NULL && (rc = check_pinned(pinned, heads)) < 0)
 		goto out;
 	if (a->manifest_out != NULL &&
-	    (rc = write_manifest(a->manifest_out, sql, src->answered_by, fmt_rows(f), heads,
+	    (rc = write_manifest(a->manifest_out, sql, a->valid_at, src->answered_by, fmt_rows(f), heads,
 				 src->partial == NULL || !*src->partial)) < 0)
 		cli_error("query", "cannot write the manifest %s: %s", a->manifest_out, mu_strerror(rc));
 out:
@@ -494,6 +508,8 @@ static int parse_args(int argc, char **argv, struct query_args *a)
 		{ "require-all", no_argument, NULL, 'R' },
 		{ "local", no_argument, NULL, 'L' },
 		{ "explain", no_argument, NULL, 'E' },
+		{ "no-pushdown", no_argument, NULL, 'P' },
+		{ "valid-at", required_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -510,6 +526,18 @@ static int parse_args(int argc, char **argv, struct query_args *a)
 		case 'R': a->require_all = 1; break;
 		case 'L': a->local = 1; break;
 		case 'E': a->explain = 1; break;
+		case 'P': a->no_pushdown = 1; break;
+		case 'V': {
+			/* Dates compare as their canonical text: only YYYY-MM-DD will do. */
+			struct tm tm = { 0 };
+			const char *e = strptime(optarg, "%Y-%m-%d", &tm);
+			if (e == NULL || *e != '\0' || strlen(optarg) != 10) {
+				cli_error("query", "--valid-at %s: a date as YYYY-MM-DD", optarg);
+				return -1;
+			}
+			a->valid_at = optarg;
+			break;
+		}
 		case 'f':
 			if (fmt_kind_parse(optarg, &a->fmt) < 0) {
 				cli_error("query", "--format %s: use table, csv, jsonl or geojson", optarg);
@@ -581,7 +609,9 @@ static int remote_exec(void *ctx, const char *sql, struct fmt *out, char **err)
 	q.require_all = r->a->require_all;
 	q.local = r->a->local;
 	q.explain = r->a->explain;
+	q.no_pushdown = r->a->no_pushdown;
 	q.as_of = r->as_of_text;
+	q.valid_at = (char *)r->a->valid_at;
 	rc = client_call(r->c, MUSUBI__MSG_TYPE__MSG_QUERY, &q.base,
 			 (int)(r->a->timeout_ms > 0 ? r->a->timeout_ms : 600000), &reply, why, sizeof(why));
 	if (rc < 0) {
@@ -709,6 +739,8 @@ static int query_remote(struct query_args *a)
 		}
 		if (sql == NULL)
 			sql = json_string_value(json_object_get(pins.doc, "query"));
+		if (a->valid_at == NULL)
+			a->valid_at = json_string_value(json_object_get(pins.doc, "valid_at"));
 	}
 	if (sql == NULL && (sql = input = read_stdin()) == NULL) {
 		cli_error("query", "cannot read the SQL from standard input");
@@ -763,7 +795,10 @@ int cmd_query(int argc, char **argv)
 		}
 		l.o.asof = pins.asof;
 		l.o.nasof = pins.n;
+		if (a.valid_at == NULL)
+			a.valid_at = json_string_value(json_object_get(pins.doc, "valid_at"));
 	}
+	l.o.valid_at = a.valid_at;
 	struct query_source src = { local_exec, local_heads, member, &l, NULL };
 	sql = a.sql;
 	if (sql == NULL && pins.doc != NULL)

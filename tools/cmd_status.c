@@ -18,10 +18,12 @@
 #include "verify.h"
 
 static const char status_usage[] =
-	"usage: musubi status --dir DATADIR [--json]\n"
+	"usage: musubi status --dir DATADIR [--json] [--color=auto|always|never]\n"
 	"       musubi status --node ENDPOINT [...]   (a running node; see --node --help)\n\n"
-	"Show the node's member id and, for each dataset, its schema, rows, log size,\n"
-	"newest head time and root.\n";
+	"Show the node's member id, store use, evidence count and, for each dataset,\n"
+	"its schema, rows, log size, newest head time and root. On a terminal, and\n"
+	"unless NO_COLOR is set, good figures are green, waits yellow and evidence of\n"
+	"a fork red.\n";
 
 static int open_store(const char *cmd, const char *dir, struct store **st)
 {
@@ -64,7 +66,8 @@ static int parse_dir_opts(int argc, char **argv, const char *usage, const char *
 int cmd_status(int argc, char **argv)
 {
 	const char *dir = NULL;
-	int json = 0, rc, ret = EXIT_FAILURE_;
+	int json = 0, rc, ret = EXIT_FAILURE_, color;
+	uint64_t evidence = 0;
 	struct store *st = NULL;
 	struct store_txn t = { 0 };
 	char member[64] = "", **names = NULL;
@@ -79,6 +82,8 @@ int cmd_status(int argc, char **argv)
 			return cmd_status_node(argc, argv);
 	if (cli_wants_help(argc, argv, status_usage))
 		return EXIT_OK;
+	if ((color = cli_color_option(&argc, argv, stdout)) < 0)
+		return EXIT_USAGE;
 	if (parse_dir_opts(argc, argv, status_usage, &dir, &json, NULL) < 0) {
 		fputs(status_usage, stderr);
 		return EXIT_USAGE;
@@ -91,6 +96,7 @@ int cmd_status(int argc, char **argv)
 		goto out;
 	}
 	store_map_usage(st, &used, &mapsize);
+	store_evidence_count(&t, &evidence);
 	char restored[64] = "";
 	if (backup_restored(&t, restored, sizeof(restored)) <= 0)
 		restored[0] = '\0';
@@ -128,8 +134,9 @@ int cmd_status(int argc, char **argv)
 		store_dataset_fini(&ds);
 	}
 	if (json) {
-		json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s?,s:O}", "member", member, "dir", dir,
+		json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s?,s:O}", "member", member, "dir", dir,
 				      "map_used", (json_int_t)used, "map_size", (json_int_t)mapsize,
+				      "evidence", (json_int_t)evidence,
 				      "restored_from_backup", restored[0] ? restored : NULL,
 				      "datasets", jds);
 		char *s = json_dumps(o, JSON_COMPACT);
@@ -137,12 +144,15 @@ int cmd_status(int argc, char **argv)
 		free(s);
 		json_decref(o);
 	} else {
-		printf("member   %s\ndata     %s\nstore    %.1f MiB used of a %.0f MiB map\n\n", member,
+		struct cli_palette c = cli_palette(color);
+		printf("member   %s\ndata     %s\nstore    %.1f MiB used of a %.0f MiB map\n", member,
 		       dir, used / 1048576.0, mapsize / 1048576.0);
+		printf("evidence %s%" PRIu64 "%s%s\n\n", evidence ? c.bad : c.ok, evidence, c.off,
+		       evidence ? " (a publisher forked its log: see musubi audit)" : "");
 		if (restored[0])
-			printf("restored from a backup taken %s, not yet caught up with its peers:\n"
+			printf("%srestored from a backup taken %s, not yet caught up with its peers:%s\n"
 			       "         start musubid and wait before publishing (docs/OPERATIONS.md)\n\n",
-			       restored);
+			       c.warn, restored, c.off);
 		if (n == 0)
 			printf("no datasets yet: publish one with musubi publish\n");
 		else

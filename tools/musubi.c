@@ -3,6 +3,7 @@
  * directory, the federation's trust list and its schemas.
  */
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ static const struct {
 	{ "verify", cmd_verify, "recompute every root and check every signature" },
 	{ "schema", cmd_schema, "list, show and compare table schemas" },
 	{ "redact", cmd_redact, "remove an entry's payload, keeping every proof" },
+	{ "evidence", cmd_evidence, "list forks seen and held datasets; clear a hold" },
 	{ "trust", cmd_trust, "keep the federation's trust list: members, keys, anchors" },
 	{ "export", cmd_export, "write a dataset as CSV/JSONL/GeoJSON, or the catalogue as DCAT or a Data Package" },
 	{ "audit", cmd_audit, "check a dataset's signed history across nodes; prove rows" },
@@ -44,6 +46,9 @@ int main(int argc, char **argv)
 	 * rest of the program stays in the C locale (numbers, sorting). */
 	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
 		setlocale(LC_CTYPE, "");
+	/* Past a file-size limit a write fails with EFBIG, which the store
+	 * reports with advice, instead of SIGXFSZ killing the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -45,7 +45,7 @@ node() { { printf '\001'; cat "$1" "$2"; } | sha >"$3"; }
 # fields in the order protobuf writes them, each at most once:
 #   1 dataset (bytes)  2 size (varint)  3 root (32 bytes)  4 time_us (varint)
 #   5 trust_version (varint)  6 publisher (bytes)  7 key_id (32 bytes)
-#   8 members_only (varint)
+#   8 members_only (varint)  9 license (bytes)
 treehead() {
 	od -An -v -tu1 "$1" | awk '
 	function varint(   v, m, b, k) {
@@ -65,13 +65,13 @@ treehead() {
 	{ for (i = 1; i <= NF; i++) byte[n++] = $i + 0 }
 	END {
 		split("109 117 115 117 98 105 32 116 114 101 101 32 104 101 97 100 32 118 49 10", pre, " ")
-		split("2 0 2 0 0 2 2 0", wire, " ")
+		split("2 0 2 0 0 2 2 0 2", wire, " ")
 		if (n < 20) exit 1
 		for (i = 0; i < 20; i++) if (byte[i] != pre[i + 1]) exit 1
 		p = 20; last = 0
 		while (p < n) {
 			tag = varint(); f = int(tag / 8); wt = tag % 8
-			if (bad || f <= last || f > 8 || wt != wire[f]) exit 1
+			if (bad || f <= last || f > 9 || wt != wire[f]) exit 1
 			last = f
 			if (wt == 0) { v = varint(); if (f == 2) size = v; continue }
 			len = varint()

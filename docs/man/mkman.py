@@ -28,6 +28,11 @@ EXIT_STATUS = [
 ENVIRONMENT = [
     ("MUSUBI_MAP_INITIAL", "the initial LMDB map size in bytes of a store opened "
      "for writing (default 1 GiB); the map doubles whenever it fills"),
+    ("MUSUBI_MAP_MAX", "the largest the map of a store may grow, in bytes (default "
+     "1 TiB); a write that needs more fails with \"store cannot grow\" and writes "
+     "nothing (musubid's setting is map-max)"),
+    ("NO_COLOR", "when set and not empty, musubi status writes no colour on a "
+     "terminal either (--color=always still does)"),
 ]
 
 # Further --help texts worth a subsection: (command, argv after "musubi").

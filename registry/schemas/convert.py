@@ -5,8 +5,9 @@ Usage: convert.py [generate|check|all]   (default: all)
 
 generate  writes <schema_id>@1.json here for the 20 standard definitions in
           deploy/data/schemas (suisho_v1 and covid19_v1, see deploy/data/SOURCES.md).
-          The other *.json files here (the real layouts without a standard) are
-          written by hand and left alone.
+          The other *.json files here (the real layouts without a standard, and
+          the @2 versions of standards that require only what real files
+          carry, docs/DATA.md section 3) are written by hand and left alone.
 check     validates every real CSV file in deploy/data that follows a built-in
           schema: header onto fields, every cell's type and constraints, primary
           key uniqueness. Known deviations (EXPECTED_FAILURES) must fail, and only

@@ -49,7 +49,7 @@
 
 #define CHUNK_ENTRIES 2000              /* node/sync.c FETCH_CHUNK */
 #define DEFAULT_BATCH_BYTES (1u << 20)  /* musubid's batch-bytes default */
-#define WINDOW 8                        /* musubid's window default */
+#define WINDOW 16                       /* musubid's window default */
 #define MAX_HEADS 4096
 #define MAP_SIZE ((size_t)64 << 30)     /* address space, not disk */
 

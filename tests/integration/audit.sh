@@ -27,7 +27,9 @@ fed_wait_rows $C $DS 300 30
 fed_stop $A
 cp -r "$(fed_dir $A)" "$WORK/fed/X"   # the publisher's node, as it was: forked below
 fed_start $A $B
+# (with a licence: the head at 348 carries TreeHead field 9, the one at 300 not)
 "$MUSUBI" publish --dir "$(fed_dir $A)" --dataset evacuation_sites --schema gsi_evacuation_site@1 \
+	--license https://creativecommons.org/licenses/by/4.0/ \
 	"$DATA/evacuation_sites/011002_sapporo_gsi.csv" >/dev/null
 fed_wait_rows $C $DS 348 30
 

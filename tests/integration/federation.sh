@@ -38,6 +38,19 @@ expect_status 0 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_site
 fed_wait_rows $C 011002/evacuation_sites 299 30
 expect_status 1 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_sites --seq 5 --reason again
 expect_in "$WORK/err" "already redacted"
+# Redacting an upsert whose key a later publish deleted (seq 347, the last
+# row of the first publish) erases its content, not its existence: the
+# delete after it stays valid on A, on C, and on D, which joins below and
+# takes the log with the stub before the delete.
+expect_status 0 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_sites --seq 347 \
+	--reason "personal data published by mistake"
+[ "$(fed_rows $A 011002/evacuation_sites)" = 299 ] || fail "seq 347 should be a deleted row's upsert"
+n=0
+until grep -q "honoured the redaction of 011002/evacuation_sites #347" "$WORK/fed/$C.log"; do
+	n=$((n + 1))
+	[ $n -lt 100 ] || { fail "C did not honour the redaction of #347"; break; }
+	sleep 0.2
+done
 for id in $A $B $C; do
 	expect_status 0 "$MUSUBI" verify --dir "$(fed_dir "$id")"
 done

@@ -6,8 +6,13 @@
 # module. Layouts that miss a required column fail naming it. Each dataset
 # exports to CSV that publishes back to nothing new; older heads export as
 # they were; the DCAT catalogue is read by rdflib (Debian python3-rdflib)
-# and the Data Package by Python's csv and json modules.
+# and the Data Package by Python's csv and json modules. Two musubid nodes
+# replicate each other: one catalogue names both publishers, each dataset
+# with its own publisher, licence and signed root, and federated queries
+# ask for rows valid at a date.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fed.sh"
+trap 'fed_stop_all; rm -rf "$WORK"' EXIT
 
 # rdflib comes from Debian; the python3 on PATH may be another one.
 PY=python3
@@ -76,10 +81,20 @@ pub 222127 tourism tourism/222127_yaizu.csv --schema tourism@1 --ignore-extra-co
 pub 010006 patients covid19/010006_hokkaido_patients_20200329.csv --schema covid19_hokkaido_patients@1
 pub 010006 patients_early covid19/010006_hokkaido_patients_raw_20200309.csv \
 	--mapping hokkaido-patients-raw-to-covid19_hokkaido_patients
+# the same two files onto the 項目定義書's 陽性患者属性 (covid19_patients@2)
+pub 010006 covid19_patients covid19/010006_hokkaido_patients_20200329.csv \
+	--mapping hokkaido-patients-to-covid19_patients
+pub 010006 covid19_patients_early covid19/010006_hokkaido_patients_raw_20200309.csv \
+	--mapping hokkaido-patients-raw-to-covid19_patients
 for f in "$DATA"/evacuation_sites/*_gsi.csv; do
 	b=$(basename "$f")
 	pub "${b%%_*}" evacuation_sites "evacuation_sites/$b" --schema gsi_evacuation_site@1
+	# the same file onto the standard, through its mapping (evacuation_space@2)
+	pub "${b%%_*}" evacuation_space "evacuation_sites/$b" --mapping gsi-to-evacuation_space
 done
+pub 372013 evacuation_space evacuation_sites/372013_takamatsu_nonstandard.csv \
+	--mapping takamatsu-linkdata-to-evacuation_space
+pub 372013 aed aed/372013_takamatsu_nonstandard.csv --mapping takamatsu-linkdata-to-aed
 for f in "$DATA"/designated_shelters/*_gsi.csv; do
 	b=$(basename "$f")
 	pub "${b%%_*}" designated_shelters "designated_shelters/$b" --schema gsi_designated_shelter@1
@@ -88,22 +103,27 @@ for f in "$DATA"/addresses/*.csv; do
 	b=$(basename "$f")
 	pub "${b%%_*}" address "addresses/$b" --schema address@2
 done
-[ "$(wc -l <"$WORK/published")" -eq 33 ] || fail "$(wc -l <"$WORK/published") files published, wanted 33"
+[ "$(wc -l <"$WORK/published")" -eq 46 ] || fail "$(wc -l <"$WORK/published") files published, wanted 46"
+for code in 011002 372013; do
+	"$MUSUBI" status --dir "$WORK/n$code" --json >"$WORK/st.json"
+	[ "$(json_field "$WORK/st.json" '[x["schema"] for x in d["datasets"] if x["dataset"].endswith("/evacuation_space")][0]')" = evacuation_space@2 ] ||
+		fail "$code/evacuation_space is not under evacuation_space@2"
+done
 
-# ---- layouts the standard schemas cannot take: actionable errors ----
-expect_status 1 "$MUSUBI" publish --dir "$WORK/n011002" --dataset evacuation_space \
+# ---- layouts @1 of the standard cannot take: actionable errors ----
+expect_status 1 "$MUSUBI" publish --dir "$WORK/n011002" --dataset evac_v1 --schema evacuation_space@1 \
 	--mapping gsi-to-evacuation_space "$DATA/evacuation_sites/011002_sapporo_gsi.csv"
 expect_in "$WORK/err" "required field \"名称_カナ\" of schema evacuation_space@1, and mapping gsi-to-evacuation_space makes none"
 expect_in "$WORK/err" "required field \"電話番号\""
-expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset aed --mapping takamatsu-linkdata-to-aed \
-	"$DATA/aed/372013_takamatsu_nonstandard.csv"
+expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset aed_v1 --schema aed@1 \
+	--mapping takamatsu-linkdata-to-aed "$DATA/aed/372013_takamatsu_nonstandard.csv"
 expect_in "$WORK/err" "required field \"名称_カナ\" of schema aed@1"
 expect_in "$WORK/err" "column 4: field \"設置位置\": value is required"
-expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset evacuation_space \
+expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset evac_v1 --schema evacuation_space@1 \
 	--mapping takamatsu-linkdata-to-evacuation_space "$DATA/evacuation_sites/372013_takamatsu_nonstandard.csv"
 expect_in "$WORK/err" "required field \"名称_カナ\""
 # Without its mapping the LinkData file is refused at its first line.
-expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset aed --schema aed@1 \
+expect_status 1 "$MUSUBI" publish --dir "$WORK/n372013" --dataset aed_v1 --schema aed@1 \
 	"$DATA/aed/372013_takamatsu_nonstandard.csv"
 expect_in "$WORK/err" "column \"#LINK\" is not a field of schema aed@1"
 # Yaizu's ○ flags without the mapping: the value, line and column.
@@ -145,14 +165,52 @@ for r in s:
 assert checked > 0
 EOF
 done <"$WORK/published"
+# The files mapped onto evacuation_space@2 and aed@2: names, addresses,
+# points and flags as the source has them under its own column names.
+for f in "$DATA"/evacuation_sites/*_gsi.csv "$DATA/evacuation_sites/372013_takamatsu_nonstandard.csv" \
+	"$DATA/aed/372013_takamatsu_nonstandard.csv"; do
+	code=$(basename "$f" | cut -c1-6)
+	case "$f" in */aed/*) ds=aed ;; *) ds=evacuation_space ;; esac
+	"$MUSUBI" export --dir "$WORK/n$code" --dataset "$code/$ds" --out "$WORK/exp.csv" || fail "export $code/$ds"
+	$PY - "$f" "$WORK/exp.csv" <<'EOF' || fail "values of $code/$ds differ from $f"
+import csv, sys, unicodedata
+src, exp = sys.argv[1], sys.argv[2]
+rows = list(csv.reader(open(src, encoding="utf-8-sig", newline="")))
+if rows[0][0].startswith("#"):      # LinkData: the header is the #property line
+    head = next(r for r in rows if r[0] == "#property")
+    data = [dict(zip(head, r)) for r in rows if r and not r[0].startswith("#")]
+    key, name, addr, flags = "#property", "name", "address", {"earthquake": "災害種別_地震", "fire": "災害種別_大規模な火事"}
+else:
+    data = list(csv.DictReader(open(src, encoding="utf-8-sig", newline="")))
+    key, name, addr, flags = "共通ID", "施設・場所名", "住所", {"地震": "災害種別_地震", "津波": "災害種別_津波", "洪水": "災害種別_洪水"}
+e = {r["NO"]: r for r in csv.DictReader(open(exp, encoding="utf-8", newline=""))}
+assert len(e) == len(data), (len(e), len(data))
+fold = lambda s: unicodedata.normalize("NFKC", s).strip() if s.strip() else ""
+for r in data:
+    x = e[r[key].strip()]
+    assert x["名称"] == r[name].strip(), (x["名称"], r[name])
+    assert fold(x["住所"]) == fold(r[addr]), (x["住所"], r[addr])
+    if "location" in r:
+        lat, lon = r["location"].split(",")
+        assert float(x["緯度"]) == float(lat) and float(x["経度"]) == float(lon)
+    else:
+        assert float(x["緯度"]) == float(r["緯度"]) and float(x["経度"]) == float(r["経度"])
+    if "aed" not in src:
+        for s, t in flags.items():
+            assert x[t] == ("1" if r[s].strip() in ("1", "○") else ""), (t, x[t], r[s])
+EOF
+done
 
 # ---- round trips: export, publish again, nothing appended ----
 while read -r code ds rows file args; do
 	"$MUSUBI" export --dir "$WORK/n$code" --dataset "$code/$ds" --out "$WORK/rt.csv" ||
 		fail "export $code/$ds"
 	case "$args" in
+	*gsi-to-evacuation_space* | *takamatsu-linkdata-to-evacuation_space*) spec=evacuation_space@2 ;;
+	*takamatsu-linkdata-to-aed*) spec=aed@2 ;;
 	*evacuation_space*) spec=evacuation_space@1 ;;
 	*child_care*) spec=child_care_facility@1 ;;
+	*-to-covid19_patients*) spec=covid19_patients@2 ;;
 	*hokkaido-patients*) spec=covid19_hokkaido_patients@1 ;;
 	*) spec=$(echo "$args" | sed 's/--schema \([^ ]*\).*/\1/') ;;
 	esac
@@ -218,8 +276,8 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 work, lic = sys.argv[1], sys.argv[2]
 want = {"222127": ("焼津市", {"aed", "evacuation_space", "designated_shelters", "public_toilet",
                            "fire_hydrant", "public_wireless_lan", "child_care_facility", "tourism"}),
-        "010006": ("北海道", {"patients", "patients_early"}),
-        "012025": ("函館市", {"evacuation_sites", "designated_shelters", "address"})}
+        "010006": ("北海道", {"patients", "patients_early", "covid19_patients", "covid19_patients_early"}),
+        "012025": ("函館市", {"evacuation_sites", "evacuation_space", "designated_shelters", "address"})}
 published = {}
 for line in open(os.path.join(work, "published")):
     code, ds = line.split()[:2]
@@ -282,5 +340,69 @@ for r in res.values():
 assert res["222127_aed"]["musubi"]["rows"] == 82   # the v2 file: 82 - 1 + 1
 assert res["222127_tourism"]["musubi"]["rows"] == 205
 EOF
+
+# ---- two publishers in one store: replication, one catalogue ----
+fed_init 222127 012025
+FY=$(fed_dir 222127) FH=$(fed_dir 012025)
+LIC_H=https://creativecommons.org/licenses/by/2.1/jp/
+expect_status 0 "$MUSUBI" publish --dir "$FY" --dataset aed --schema aed@1 --license "$LICENSE" \
+	"$DATA/aed/222127_yaizu.csv"
+sed -n 's/.*root \([0-9a-f]*\)$/\1/p' "$WORK/out" >"$WORK/fedroot.222127.aed"
+expect_status 0 "$MUSUBI" publish --dir "$FH" --dataset address --schema address@2 --license "$LIC_H" \
+	"$WORK/addr.csv"
+sed -n 's/.*root \([0-9a-f]*\)$/\1/p' "$WORK/out" >"$WORK/fedroot.012025.address"
+expect_status 0 "$MUSUBI" publish --dir "$FH" --dataset evacuation_space --license "$LIC_H" \
+	--mapping gsi-to-evacuation_space "$DATA/evacuation_sites/012025_hakodate_gsi.csv"
+sed -n 's/.*root \([0-9a-f]*\)$/\1/p' "$WORK/out" >"$WORK/fedroot.012025.evacuation_space"
+fed_start 222127 012025
+fed_start 012025 222127
+fed_wait_rows 012025 222127/aed 82 60
+fed_wait_rows 222127 012025/address 208 60
+fed_wait_rows 222127 012025/evacuation_space 241 60
+expect_status 0 "$MUSUBI" export --dir "$FH" --catalog dcat --base-url https://hakodate.example/musubi/ \
+	--out "$WORK/dcat.fed.jsonld"
+$PY - "$WORK" "$LICENSE" "$LIC_H" <<'EOF' || fail "the two-publisher DCAT catalogue as rdflib reads it"
+import os, sys
+from rdflib import Graph, Namespace
+from rdflib.namespace import RDF, DCTERMS, FOAF
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
+SPDX = Namespace("http://spdx.org/rdf/terms#")
+work, lic_y, lic_h = sys.argv[1:4]
+g = Graph()
+g.parse(os.path.join(work, "dcat.fed.jsonld"), format="json-ld")
+want = {"222127/aed": ("member 222127", lic_y), "012025/address": ("member 012025", lic_h),
+        "012025/evacuation_space": ("member 012025", lic_h)}
+found = {}
+for d in g.subjects(RDF.type, DCAT.Dataset):
+    ident = str(g.value(d, DCTERMS.identifier))
+    pub = g.value(d, DCTERMS.publisher)
+    assert (pub, RDF.type, FOAF.Agent) in g, ident
+    ck = g.value(g.value(d, DCAT.distribution), SPDX.checksum)
+    found[ident] = (str(g.value(pub, FOAF.name)), str(g.value(d, DCTERMS.license)),
+                    str(g.value(ck, SPDX.checksumValue)), pub)
+assert set(found) >= set(want), sorted(found)
+for ident, (name, lic) in want.items():
+    root = open(os.path.join(work, "fedroot." + ident.replace("/", "."))).read().strip()
+    assert len(root) == 64 and found[ident][:3] == (name, lic, root), (ident, found[ident], name, lic, root)
+# two publishers, two agents
+assert found["222127/aed"][3] != found["012025/address"][3]
+assert found["012025/address"][3] == found["012025/evacuation_space"][3]
+EOF
+# Federated queries for a day: 旧町 was abolished on 2024-04-01. Asked at
+# Yaizu's node, Hakodate's node answers for its rows; with --local,
+# Yaizu's replica does. aed marks no valid time: every row.
+for local in "" --local; do
+	for day in 2024-03-31:208:1 2024-04-01:207:0; do
+		expect_status 0 "$MUSUBI" query --node "tcp://127.0.0.1:$(fed_port 222127)" --dir "$FY" \
+			$local --format csv --valid-at "${day%%:*}" "SELECT 町丁目 FROM address"
+		want=${day#*:}
+		[ "$(($(wc -l <"$WORK/out") - 1))" = "${want%%:*}" ] && [ "$(tr -d '\r' <"$WORK/out" | grep -cx 旧町)" = "${want#*:}" ] ||
+			fail "query $local --valid-at ${day%%:*}: $(($(wc -l <"$WORK/out") - 1)) rows, wanted ${want%%:*} (旧町 ${want#*:} times)"
+	done
+	expect_status 0 "$MUSUBI" query --node "tcp://127.0.0.1:$(fed_port 222127)" --dir "$FY" \
+		$local --format csv --valid-at 2024-04-01 "SELECT NO FROM aed"
+	[ "$(wc -l <"$WORK/out")" -eq 83 ] || fail "aed with --valid-at: $(wc -l <"$WORK/out") lines"
+done
+fed_stop_all
 
 finish

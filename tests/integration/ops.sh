@@ -187,7 +187,7 @@ if have strace && have systemd-analyze; then
 		"$DATA/aed/222127_yaizu.csv" >/dev/null
 	strace -f -qq -o "$WORK/trace" "$MUSUBID" --dir "$(fed_dir $Y)" \
 		--listen "tcp://127.0.0.1:$PORT" --peer $A --sync-interval-ms 200 \
-		>"$WORK/traced.log" 2>&1 &
+		--metrics "127.0.0.1:$((FED_BASE + 151))" >"$WORK/traced.log" 2>&1 &
 	BG=$!
 	# Stopped through musubid itself: strace ends when its tracee does.
 	# (By name: strace forks children of its own to probe the kernel.)
@@ -206,6 +206,11 @@ if have strace && have systemd-analyze; then
 	fed_wait_rows $A 222127/toilets "$(fed_rows $Y 222127/toilets)" 30
 	"$MUSUBI" status --node "tcp://127.0.0.1:$PORT" --dir "$(fed_dir $Y)" >/dev/null 2>&1 ||
 		fail "the traced node does not answer"
+	# Its metrics thread (libmicrohttpd) must fit the sandbox too.
+	for path in metrics healthz; do
+		python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10).read()' \
+			"http://127.0.0.1:$((FED_BASE + 151))/$path" || fail "the traced node does not serve /$path"
+	done
 	stop_node $A
 	stop_bg
 	python3 - "$UNIT" "$WORK/trace" "$(cd "$(fed_dir $Y)" && pwd)" <<'PY' || fail "musubid does something its sandbox forbids"

@@ -156,4 +156,39 @@ expect_in "$WORK/shell.out" "designated_shelters  1"
 expect_in "$WORK/shell.out" "150"
 expect_in "$WORK/home/.musubi_history" "designated_shelters;"
 
+# --valid-at: Hakodate's 207 towns (no dates: always in force) under
+# address@2, plus towns abolished before, on and after the day, and towns
+# effective on and after it. 廃止日 is the first day no longer in force.
+{ tr -d '\r' <"$DATA/addresses/012025_hakodate.csv" | sed '1s/$/,効力発生日,廃止日/;2,$s/$/,,/'
+  echo "012025,北海道,函館市,旧旧町,,41.7,140.7,,2000-01-01"
+  echo "012025,北海道,函館市,旧町,,41.7,140.7,1970-01-01,2024-04-01"
+  echo "012025,北海道,函館市,残町,,41.7,140.7,1970-01-01,2024-04-02"
+  echo "012025,北海道,函館市,今日町,,41.7,140.7,2024-04-01,"
+  echo "012025,北海道,函館市,新町,,41.7,140.7,2024-04-02,"; } >"$WORK/addr.csv"
+expect_status 0 "$MUSUBI" publish --dir "$N" --dataset address --schema address@2 "$WORK/addr.csv"
+ADDRQ="SELECT count(*) AS n, group_concat(町丁目, ' ') AS dated FROM (SELECT 町丁目 FROM address
+ WHERE 効力発生日 IS NOT NULL OR 廃止日 IS NOT NULL ORDER BY 町丁目)"
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv --valid-at 2024-04-01 "$ADDRQ"
+expect_in "$WORK/out" "2,今日町 残町"
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv --valid-at 2024-03-31 \
+	--manifest "$WORK/valid.json" "SELECT count(*) AS n FROM address"
+expect_in "$WORK/out" "209"
+[ "$(json_field "$WORK/valid.json" 'd["valid_at"]')" = 2024-03-31 ] || fail "the manifest lacks valid_at"
+# --as-of re-runs the manifest's query for its day
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv --as-of "$WORK/valid.json"
+expect_in "$WORK/out" "209"
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv "SELECT count(*) AS n FROM address"
+expect_in "$WORK/out" "212"
+# a table whose schema marks no valid time answers every row (199 since
+# the shorter file above)
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv --valid-at 1900-01-01 \
+	"SELECT count(*) AS n FROM evacuation_sites"
+expect_in "$WORK/out" "199"
+# the same as the SQL filter docs/QUERY.md gives
+expect_status 0 "$MUSUBI" query --dir "$N" --format csv "SELECT count(*) AS n FROM address
+ WHERE (効力発生日 IS NULL OR 効力発生日 <= '2024-04-01') AND (廃止日 IS NULL OR 廃止日 > '2024-04-01')"
+expect_in "$WORK/out" "209"
+expect_status 2 "$MUSUBI" query --dir "$N" --valid-at 2024-4-1 "SELECT 1"
+expect_in "$WORK/err" "--valid-at 2024-4-1: a date as YYYY-MM-DD"
+
 finish

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "export.h"
+#include "head.h"
 #include "mu_err.h"
 #include "publish.h"
 #include "qry.h"
@@ -325,6 +326,45 @@ static void test_jsonl_and_geojson(void)
 
 /* ---- catalogues ---- */
 
+/* Forget a dataset's local catalogue record of its licence, as a replica
+ * that never saw the publish has none. */
+static int forget_license(struct store_txn *t, void *ctx)
+{
+	struct store_dataset ds;
+	int rc = store_dataset_get(t, ctx, &ds);
+
+	if (rc < 0)
+		return rc;
+	free(ds.license);
+	ds.license = NULL;
+	rc = store_dataset_put(t, &ds);
+	store_dataset_fini(&ds);
+	return rc;
+}
+
+/* The licence the newest signed head of a dataset carries ("" if none). */
+static void head_license(const char *dataset, char *out, size_t cap)
+{
+	struct store_txn t;
+	struct store_dataset ds;
+	struct head_signed hs;
+	const uint8_t *buf;
+	size_t len;
+	uint64_t size;
+
+	out[0] = '\0';
+	REQUIRE(store_read_begin(st, &t) == 0);
+	if (store_dataset_get(&t, dataset, &ds) == 0) {
+		if (store_head_latest(&t, ds.local_id, &size, &buf, &len) == 0 &&
+		    head_decode(buf, len, &hs) == 0) {
+			snprintf(out, cap, "%s", hs.hd->h.license ? hs.hd->h.license : "");
+			head_signed_fini(&hs);
+		}
+		store_dataset_fini(&ds);
+	}
+	store_read_end(&t);
+}
+
 static void test_dcat(void)
 {
 	struct publish_result res;
@@ -373,6 +413,30 @@ static void test_dcat(void)
 		    "CC BY");
 	CHECK(json_integer_value(json_object_get(pat, "musubi:rows")) == 172);
 	json_decref(doc);
+
+	/* The publisher signs the licence into its heads; a node without the
+	 * catalogue record (a replica) names the licence from the head. */
+	char lic[128];
+	head_license("222127/aed", lic, sizeof(lic));
+	CHECK_STREQ(lic, "https://creativecommons.org/licenses/by/4.0/");
+	CHECK_OK(store_write(st, forget_license, (void *)"222127/aed"));
+	f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	CHECK_OK(export_dcat(st, "https://yaizu.example/musubi/", f, why, sizeof(why)));
+	fclose(f);
+	doc = json_load_file(path, 0, &jerr);
+	REQUIRE(doc != NULL);
+	aed = json_array_get(json_object_get(doc, "@graph"), 1);
+	CHECK_STREQ(json_string_value(json_object_get(json_object_get(aed, "dct:license"), "@id")),
+		    "https://creativecommons.org/licenses/by/4.0/");
+	json_decref(doc);
+	/* A publish without --license keeps signing the licence it had. */
+	CHECK_OK(publish_full("patients", NULL, "hokkaido-patients-raw-to-covid19_hokkaido_patients",
+			      NULL, data("covid19/010006_hokkaido_patients_raw_20200309.csv"), &res));
+	CHECK(res.batches == 1);
+	publish_result_fini(&res);
+	head_license("222127/patients", lic, sizeof(lic));
+	CHECK_STREQ(lic, "CC BY");
 	node_drop();
 }
 

@@ -11,9 +11,11 @@
 
 #include "check.h"
 #include "head.h"
+#include "ingest.h"
 #include "mu_err.h"
 #include "publish.h"
 #include "rec.h"
+#include "redact.h"
 #include "sig.h"
 #include "store.h"
 #include "verify.h"
@@ -489,6 +491,281 @@ static void test_foreign_key_refused(void)
 	sig_key_destroy(&other);
 }
 
+/* A store beside the publisher's, at tmpdir/NAME, that counts the same
+ * publisher's heads (verify_own_key): a replica, for ingest. */
+static struct store *replica_new(const char *name)
+{
+	struct store *r = NULL;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	CHECK_OK(store_open(path, STORE_CREATE, &r));
+	if (r != NULL)
+		CHECK_OK(store_write(r, init_meta, (void *)"011002"));
+	return r;
+}
+
+struct redact_one {
+	uint64_t seq;
+	struct rec_buf notice;
+};
+
+static int redact_one_fn(struct store_txn *t, void *arg)
+{
+	struct redact_one *r = arg;
+	struct store_dataset ds;
+	struct redact_notice n;
+	const uint8_t *buf;
+	size_t len;
+	merkle_hash leaf;
+	char why[256];
+	int rc;
+
+	if ((rc = store_dataset_get(t, "011002/sites", &ds)) < 0)
+		return rc;
+	if ((rc = store_entry_get(t, ds.local_id, r->seq, &buf, &len)) == 0 &&
+	    (rc = redact_leaf_hash(buf, len, leaf)) == 0 &&
+	    (rc = redact_make(key, "011002", 0, ds.name, r->seq, leaf, "personal data", &r->notice)) == 0 &&
+	    (rc = redact_check(t, r->notice.data, r->notice.len, verify_own_key, NULL, &n, why,
+			       sizeof(why))) == 0)
+		rc = redact_apply(t, r->notice.data, r->notice.len, &n);
+	store_dataset_fini(&ds);
+	return rc;
+}
+
+/* An already redacted notice, honoured by a replica (as GET_REDACTIONS does). */
+static int honour_fn(struct store_txn *t, void *arg)
+{
+	struct redact_one *r = arg;
+	struct redact_notice n;
+	char why[256];
+	int rc = redact_check(t, r->notice.data, r->notice.len, verify_own_key, NULL, &n, why,
+			      sizeof(why));
+
+	return rc < 0 ? rc : redact_apply(t, r->notice.data, r->notice.len, &n);
+}
+
+/* Entries [from, to) of 011002/sites as st holds them, under its one head
+ * at size to, into replica r. */
+static int replicate(struct store *r, uint64_t from, uint64_t to, char *why, size_t whylen)
+{
+	struct store_txn t;
+	struct store_dataset ds;
+	const uint8_t *entries[8], *head;
+	size_t lens[8], hlen;
+	struct ingest_result res;
+	int rc;
+
+	if ((rc = store_read_begin(st, &t)) < 0)
+		return rc;
+	if ((rc = store_dataset_get(&t, "011002/sites", &ds)) == 0) {
+		for (uint64_t s = from; rc == 0 && s < to; s++)
+			rc = store_entry_get(&t, ds.local_id, s, &entries[s - from], &lens[s - from]);
+		uint64_t size = 0;
+		if (rc == 0 && (rc = store_head_next(&t, ds.local_id, to - 1, &size, &head, &hlen)) == 0 &&
+		    size != to)
+			rc = -ENOENT;
+		if (rc == 0) {
+			struct ingest_batch b = { "011002/sites", from, (size_t)(to - from), entries, lens,
+						  1, &head, &hlen };
+			rc = ingest_commit(r, &b, verify_own_key, NULL, &res, why, whylen);
+		}
+		store_dataset_fini(&ds);
+	}
+	store_read_end(&t);
+	return rc;
+}
+
+static void expect_store_verified(struct store *s)
+{
+	struct verify_report rep;
+	int rc = verify_store(s, NULL, verify_own_key, NULL, &rep);
+
+	for (size_t i = 0; i < rep.nproblems; i++)
+		fprintf(stderr, "verify: %s: %s\n", rep.problems[i].dataset, rep.problems[i].message);
+	CHECK_OK(rc);
+	verify_report_fini(&rep);
+}
+
+/* Rows 1 and 2, then only 1 (2 is deleted), then the upsert of 2 is
+ * redacted: its content is erased, not its existence, so the delete that
+ * came after it stays valid, on the publisher and on every replica, however
+ * the notice and the entries reach it. A second delete of 2 still is not. */
+static void test_redacted_then_deleted(void)
+{
+	struct publish_result res;
+	struct redact_one red = { .seq = 1 };
+	char schema[600], why[512] = "";
+
+	node_new("011002");
+	snprintf(schema, sizeof(schema), "%s", write_tmp("sites.json", small_schema));
+	CHECK_OK(publish("sites", schema, write_tmp("ab.csv", "id,名称,緯度,開設日,code\n1,a,43.0,,a\n2,b,43.1,,b\n"), &res));
+	publish_result_fini(&res);
+	CHECK_OK(publish("sites", schema, write_tmp("a.csv", "id,名称,緯度,開設日,code\n1,a,43.0,,a\n"), &res));
+	CHECK(res.deleted == 1 && res.new_size == 3);
+	publish_result_fini(&res);
+
+	/* r1 holds both rows before the redaction; the notice reaches it
+	 * before the delete does. */
+	struct store *r1 = replica_new("r1"), *r2 = replica_new("r2");
+	REQUIRE(r1 != NULL && r2 != NULL);
+	CHECK_OK(replicate(r1, 0, 2, why, sizeof(why)));
+
+	CHECK_OK(store_write(st, redact_one_fn, &red));
+	expect_verified();
+
+	CHECK_OK(store_write(r1, honour_fn, &red));
+	why[0] = '\0';
+	CHECK_OK(replicate(r1, 2, 3, why, sizeof(why)));
+	if (why[0])
+		fprintf(stderr, "r1: %s\n", why);
+	expect_store_verified(r1);
+
+	/* r2 gets the stub in the log, then the delete in a later commit. */
+	CHECK_OK(replicate(r2, 0, 2, why, sizeof(why)));
+	why[0] = '\0';
+	CHECK_OK(replicate(r2, 2, 3, why, sizeof(why)));
+	if (why[0])
+		fprintf(stderr, "r2: %s\n", why);
+	expect_store_verified(r2);
+
+	struct store_txn t;
+	struct store_dataset ds;
+	CHECK_OK(store_read_begin(r2, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/sites", &ds));
+	CHECK(ds.rows == 1 && ds.size == 3);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+
+	/* The publisher signs a second delete of 2: that one deletes nothing. */
+	const uint8_t *buf, *entries[1], *heads[1];
+	size_t len, lens[1], hlens[1];
+	struct rec_entry_decoded *d = NULL;
+	struct rec_buf again = { 0 }, head = { 0 };
+	struct head_signed hs = { 0 };
+	struct merkle_frontier fr;
+	merkle_hash leaf;
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/sites", &ds));
+	merkle_frontier_init(&fr);
+	for (uint64_t s = 0; s < 3; s++) {
+		CHECK_OK(store_entry_get(&t, ds.local_id, s, &buf, &len));
+		CHECK(redact_leaf_hash(buf, len, leaf) >= 0);
+		merkle_frontier_append(&fr, leaf, NULL, NULL);
+	}
+	CHECK_OK(rec_entry_decode(buf, len, &d));
+	REQUIRE(d != NULL && d->e.op == REC_DELETE);
+	struct rec_entry e = d->e;
+	e.seq = 3;
+	CHECK_OK(rec_entry_encode(&e, &again));
+	merkle_leaf_hash(again.data, again.len, leaf);
+	merkle_frontier_append(&fr, leaf, NULL, NULL);
+	CHECK_OK(store_head_latest(&t, ds.local_id, &len, &buf, &hlens[0]));
+	CHECK_OK(head_decode(buf, hlens[0], &hs));
+	struct rec_head h = hs.hd->h;
+	h.size = 4;
+	h.time_us++;
+	merkle_frontier_root(&fr, h.root);
+	CHECK_OK(head_make_signed(&h, key, &head));
+	entries[0] = again.data;
+	lens[0] = again.len;
+	heads[0] = head.data;
+	hlens[0] = head.len;
+	struct ingest_batch b = { "011002/sites", 3, 1, entries, lens, 1, heads, hlens };
+	struct ingest_result ir;
+	why[0] = '\0';
+	CHECK_RC(ingest_commit(r2, &b, verify_own_key, NULL, &ir, why, sizeof(why)), MU_E_CORRUPT);
+	CHECK(strstr(why, "deletes a key that is not there") != NULL);
+	head_signed_fini(&hs);
+	rec_entry_free(&d);
+	rec_buf_fini(&again);
+	rec_buf_fini(&head);
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+	expect_store_verified(r2);
+
+	rec_buf_fini(&red.notice);
+	store_close(&r1);
+	store_close(&r2);
+}
+
+/* A fork holds its dataset: the evidence is stored, and no newer head of
+ * the dataset counts until the hold is cleared; showing the same fork again
+ * does not hold it again. */
+static void test_fork_holds_dataset(void)
+{
+	struct publish_result res;
+	char schema[600], why[512] = "";
+
+	node_new("011002");
+	snprintf(schema, sizeof(schema), "%s", write_tmp("sites.json", small_schema));
+	CHECK_OK(publish("sites", schema, write_tmp("v1.csv", "id,名称,緯度,開設日,code\n1,a,43.0,,a\n2,b,43.1,,b\n"), &res));
+	publish_result_fini(&res);
+	CHECK_OK(publish("sites", schema, write_tmp("v2.csv", "id,名称,緯度,開設日,code\n1,a,43.0,,a\n2,b,43.1,,b\n3,c,43.2,,c\n"), &res));
+	publish_result_fini(&res);
+	struct store *r = replica_new("r");
+	REQUIRE(r != NULL);
+	CHECK_OK(replicate(r, 0, 2, why, sizeof(why)));
+
+	/* The publisher signs another root at size 2, and its real head at 3. */
+	struct store_txn t;
+	struct store_dataset ds;
+	struct head_signed hs = { 0 };
+	struct rec_buf forged = { 0 }, newer = { 0 };
+	const uint8_t *buf;
+	size_t len;
+	uint64_t size;
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_dataset_get(&t, "011002/sites", &ds));
+	CHECK_OK(store_head_next(&t, ds.local_id, 0, &size, &buf, &len));
+	CHECK(size == 2);
+	CHECK_OK(head_decode(buf, len, &hs));
+	struct rec_head h = hs.hd->h;
+	h.root[0] ^= 1;
+	h.time_us++;
+	CHECK_OK(head_make_signed(&h, key, &forged));
+	head_signed_fini(&hs);
+	CHECK_OK(store_head_latest(&t, ds.local_id, &size, &buf, &len));
+	CHECK(size == 3);
+	CHECK_OK(rec_buf_reserve(&newer, len));
+	memcpy(newer.data, buf, len);
+	newer.len = len;
+	store_dataset_fini(&ds);
+	store_read_end(&t);
+
+	enum ingest_verdict v = 0;
+	uint64_t local;
+	int64_t since;
+	CHECK_RC(ingest_check_head(r, forged.data, forged.len, "012025", verify_own_key, NULL, &v,
+				   &local, why, sizeof(why)), MU_E_FORK);
+	CHECK(strstr(why, "two histories") != NULL);
+	CHECK_OK(ingest_check_head(r, newer.data, newer.len, "012025", verify_own_key, NULL, &v,
+				   &local, why, sizeof(why)));
+	CHECK(v == INGEST_HELD && local == 2);
+	CHECK(strstr(why, "held") != NULL && strstr(why, "011002") != NULL);
+
+	CHECK_OK(ingest_hold_clear(r, "011002/sites"));
+	CHECK_RC(ingest_hold_clear(r, "011002/sites"), -ENOENT);
+	CHECK_OK(ingest_check_head(r, newer.data, newer.len, "012025", verify_own_key, NULL, &v,
+				   &local, why, sizeof(why)));
+	CHECK(v == INGEST_NEWER);
+	/* The same fork shown again is kept once and holds nothing new. */
+	CHECK_RC(ingest_check_head(r, forged.data, forged.len, "012025", verify_own_key, NULL, &v,
+				   &local, why, sizeof(why)), MU_E_FORK);
+	CHECK_OK(store_read_begin(r, &t));
+	CHECK_RC(ingest_hold_get(&t, "011002/sites", &since), -ENOENT);
+	uint64_t evidence = 0;
+	CHECK_OK(store_evidence_count(&t, &evidence));
+	CHECK(evidence == 1);
+	store_read_end(&t);
+	CHECK_OK(replicate(r, 2, 3, why, sizeof(why)));
+	expect_store_verified(r);
+
+	rec_buf_fini(&forged);
+	rec_buf_fini(&newer);
+	store_close(&r);
+}
+
 static void cleanup(void)
 {
 	char cmd[300];
@@ -509,6 +786,8 @@ CHECK_TESTS = {
 	{ "schema binding", test_schema_binding },
 	{ "verify catches tampering", test_verify_catches_tampering },
 	{ "foreign key refused", test_foreign_key_refused },
+	{ "redacted, then deleted", test_redacted_then_deleted },
+	{ "a fork holds the dataset", test_fork_holds_dataset },
 	{ "cleanup", cleanup },
 	{ NULL, NULL },
 };

@@ -1,5 +1,5 @@
 /* test_store.c - the LMDB store: meta, datasets, log, tree, heads, state,
- * map growth and format checks. */
+ * map growth and format checks; entries decoded in bulk. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +316,140 @@ static void test_state(void)
 	store_close(&st);
 }
 
+/* Entries go in at the end of the database (MDB_APPEND) when they can, and
+ * in their place when another dataset's entries sort after them. */
+static int entries_interleaved(struct store_txn *t, void *arg)
+{
+	char buf[32];
+	int rc, len;
+
+	for (uint32_t lid = 2; lid >= 1; lid--)
+		for (uint64_t s = 0; s < 300; s++) {
+			len = snprintf(buf, sizeof(buf), "%u:%llu", lid, (unsigned long long)s);
+			if ((rc = store_entry_put(t, lid, s, buf, (size_t)len)) < 0)
+				return rc;
+		}
+	len = snprintf(buf, sizeof(buf), "2:300");
+	if ((rc = store_entry_put(t, 2, 300, buf, (size_t)len)) < 0)
+		return rc;
+	/* A log is append-only: a seq already there stays as it was. */
+	CHECK_RC(store_entry_put(t, 1, 7, "again", 5), MU_E_EXISTS);
+	CHECK_RC(store_entry_put(t, 2, 300, "again", 5), MU_E_EXISTS);
+	return 0;
+}
+
+static void test_entries_interleaved(void)
+{
+	struct store *st = NULL;
+	struct store_txn t;
+	const uint8_t *buf;
+	size_t len;
+	char want[32];
+
+	fresh_dir();
+	CHECK_OK(store_open(tmpdir, STORE_CREATE, &st));
+	CHECK_OK(store_write(st, entries_interleaved, NULL));
+	CHECK_OK(store_read_begin(st, &t));
+	for (uint32_t lid = 1; lid <= 2; lid++)
+		for (uint64_t s = 0; s <= 300; s++) {
+			if (lid == 1 && s == 300) {
+				CHECK_RC(store_entry_get(&t, lid, s, &buf, &len), -ENOENT);
+				continue;
+			}
+			snprintf(want, sizeof(want), "%u:%llu", lid, (unsigned long long)s);
+			CHECK_OK(store_entry_get(&t, lid, s, &buf, &len));
+			CHECK(len == strlen(want) && memcmp(buf, want, len) == 0);
+		}
+	store_read_end(&t);
+	store_close(&st);
+}
+
+static int state_upserts(struct store_txn *t, void *arg)
+{
+	char longkey[1000];
+	struct store_state_val v = { .seq = 1 };
+	int added = -1;
+
+	memset(longkey, 'k', sizeof(longkey));
+	CHECK_OK(store_state_upsert(t, 7, "a", 1, &v, &added));
+	CHECK(added == 1);
+	v.seq = 2;
+	v.row_sha256[31] = 2;
+	CHECK_OK(store_state_upsert(t, 7, "a", 1, &v, &added));
+	CHECK(added == 0);
+	CHECK_OK(store_state_upsert(t, 8, "a", 1, &v, &added));   /* another dataset's row */
+	CHECK(added == 1);
+	CHECK_OK(store_state_upsert(t, 7, longkey, sizeof(longkey), &v, &added));
+	CHECK(added == 1);
+	v.seq = 3;
+	CHECK_OK(store_state_upsert(t, 7, longkey, sizeof(longkey), &v, &added));
+	CHECK(added == 0);
+	return 0;
+}
+
+static void test_state_upsert(void)
+{
+	struct store *st = NULL;
+	struct store_txn t;
+	struct store_state_val v;
+	char longkey[1000];
+
+	fresh_dir();
+	memset(longkey, 'k', sizeof(longkey));
+	CHECK_OK(store_open(tmpdir, STORE_CREATE, &st));
+	CHECK_OK(store_write(st, state_upserts, NULL));
+	CHECK_OK(store_read_begin(st, &t));
+	CHECK_OK(store_state_get(&t, 7, "a", 1, &v));
+	CHECK(v.seq == 2 && v.row_sha256[31] == 2);
+	CHECK_OK(store_state_get(&t, 7, longkey, sizeof(longkey), &v));
+	CHECK(v.seq == 3);
+	store_read_end(&t);
+	store_close(&st);
+}
+
+/* Entries decoded in bulk through a reused arena read the same as one by
+ * one, including one larger than the arena was. */
+static void test_entry_decode_arena(void)
+{
+	static uint8_t row[20000];
+	const uint8_t digest[32] = { 9 };
+	struct rec_entry e = { .dataset = "011002/aed", .seq = 41, .op = REC_UPSERT, .key = "0042",
+			       .key_len = 4, .schema_id = "aed", .schema_version = 3,
+			       .schema_digest = digest, .row = row, .time_us = 1700000000000000,
+			       .prov = { .source_name = "aed.csv", .tool = "musubi", .source_line = 43 } };
+	struct rec_buf small = { 0 }, big = { 0 };
+	struct rec_arena a = { 0 };
+	struct rec_entry d;
+
+	memset(row, 'r', sizeof(row));
+	e.row_len = 100;
+	CHECK_OK(rec_entry_encode(&e, &small));
+	e.row_len = sizeof(row);
+	CHECK_OK(rec_entry_encode(&e, &big));
+	for (int round = 0; round < 2; round++) {
+		CHECK_OK(rec_entry_decode_in(&a, small.data, small.len, &d));
+		CHECK(d.seq == 41 && d.op == REC_UPSERT && d.key_len == 4 && d.row_len == 100);
+		CHECK_STREQ(d.dataset, "011002/aed");
+		CHECK_STREQ(d.key, "0042");
+		CHECK_STREQ(d.schema_id, "aed");
+		CHECK(d.schema_version == 3 && d.schema_digest && d.schema_digest[0] == 9);
+		CHECK_STREQ(d.prov.source_name, "aed.csv");
+		CHECK(d.prov.source_line == 43);
+		CHECK(memcmp(d.row, row, 100) == 0);
+		CHECK_OK(rec_entry_decode_in(&a, big.data, big.len, &d));
+		CHECK(d.row_len == sizeof(row) && memcmp(d.row, row, sizeof(row)) == 0);
+		CHECK_STREQ(d.key, "0042");
+		/* The second time the arena has grown: nothing spills. */
+		CHECK(round == 0 || a.extra == NULL);
+	}
+	CHECK_RC(rec_entry_decode_in(&a, (const uint8_t *)"\xff\xff\xff", 3, &d), MU_E_DECODE);
+	CHECK_OK(rec_entry_decode_in(&a, small.data, small.len, &d));
+	CHECK_STREQ(d.key, "0042");
+	rec_arena_fini(&a);
+	rec_buf_fini(&small);
+	rec_buf_fini(&big);
+}
+
 /* Writes far beyond the initial map make it grow instead of failing. */
 struct grow_ctx {
 	int round;
@@ -377,6 +511,9 @@ CHECK_TESTS = {
 	{ "tree from store", test_tree_from_store },
 	{ "head history", test_head_history },
 	{ "state", test_state },
+	{ "entries of two datasets interleaved", test_entries_interleaved },
+	{ "state upsert", test_state_upsert },
+	{ "entries decoded in an arena", test_entry_decode_arena },
 	{ "map grows", test_map_grows },
 	{ "cleanup", cleanup },
 	{ NULL, NULL },
