@@ -21,6 +21,7 @@
 #include "merkle.h"
 #include "mu_err.h"
 #include "qry.h"
+#include "redact.h"
 #include "rec.h"
 #include "schema.h"
 #include "sig.h"
@@ -594,6 +595,20 @@ static int fold_tmp_cmp(const void *pa, const void *pb, void *arg)
 	return c != 0 ? c : (a->seq > b->seq) - (a->seq < b->seq);
 }
 
+/* Append key to keys and describe it in *t. */
+static int fold_key(struct rec_buf *keys, struct fold_tmp *t, const uint8_t *key, size_t len,
+		    uint64_t seq, int del)
+{
+	int rc = rec_buf_reserve(keys, len);
+
+	if (rc < 0)
+		return rc;
+	memcpy(keys->data + keys->len, key, len);
+	*t = (struct fold_tmp){ keys->len, len, seq, del };
+	keys->len += len;
+	return 0;
+}
+
 static int fold_build(struct qry *q, struct source *s, struct fold **out)
 {
 	struct rec_buf keys = { 0 };
@@ -612,15 +627,23 @@ static int fold_build(struct qry *q, struct source *s, struct fold **out)
 			rc = MU_E_TIMEOUT;
 			goto out;
 		}
-		if ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0 ||
-		    (rc = rec_entry_decode(buf, len, &d)) < 0)
+		if ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0)
 			goto out;
-		if ((rc = rec_buf_reserve(&keys, d->e.key_len)) == 0) {
-			memcpy(keys.data + keys.len, d->e.key, d->e.key_len);
-			tmp[seq] = (struct fold_tmp){ keys.len, d->e.key_len, seq, d->e.op == REC_DELETE };
-			keys.len += d->e.key_len;
+		if (len >= REDACT_MARKER_LEN && memcmp(buf, REDACT_MARKER, REDACT_MARKER_LEN) == 0) {
+			/* A redacted entry keeps its key; its row is gone from every
+			 * state, so it folds as a delete would. */
+			struct redact_stub stub;
+			if ((rc = redact_stub_decode(buf, len, &stub)) < 0)
+				goto out;
+			rc = fold_key(&keys, &tmp[seq], (const uint8_t *)stub.key, stub.key_len, seq, 1);
+			redact_stub_fini(&stub);
+		} else {
+			if ((rc = rec_entry_decode(buf, len, &d)) < 0)
+				goto out;
+			rc = fold_key(&keys, &tmp[seq], (const uint8_t *)d->e.key, d->e.key_len, seq,
+				      d->e.op == REC_DELETE);
+			rec_entry_free(&d);
 		}
-		rec_entry_free(&d);
 		if (rc < 0)
 			goto out;
 	}

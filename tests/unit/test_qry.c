@@ -24,6 +24,7 @@
 #include "mu_err.h"
 #include "publish.h"
 #include "qry.h"
+#include "redact.h"
 #include "schema.h"
 #include "sig.h"
 #include "store.h"
@@ -928,6 +929,38 @@ static int drop_lines_fn(const char *in, const char *out)
 }
 
 /* As-of: after a second publish the old head still answers, exactly. */
+/* Redact entry seq of dataset, signed by key, as `musubi redact` does. */
+struct redact_req {
+	const struct sig_key *key;
+	const char *dataset;
+	uint64_t seq;
+};
+
+static int redact_fn(struct store_txn *t, void *arg)
+{
+	struct redact_req *r = arg;
+	struct store_dataset ds;
+	struct redact_notice n;
+	struct rec_buf notice = { 0 };
+	const uint8_t *buf;
+	size_t len;
+	merkle_hash leaf;
+	char why[256];
+	int rc;
+
+	if ((rc = store_dataset_get(t, r->dataset, &ds)) < 0)
+		return rc;
+	if ((rc = store_entry_get(t, ds.local_id, r->seq, &buf, &len)) == 0 &&
+	    (rc = redact_leaf_hash(buf, len, leaf)) == 0 &&
+	    (rc = redact_make(r->key, ds.publisher, 0, ds.name, r->seq, leaf, "test", &notice)) == 0 &&
+	    (rc = redact_check(t, notice.data, notice.len, verify_own_key, NULL, &n, why,
+			       sizeof(why))) == 0)
+		rc = redact_apply(t, notice.data, notice.len, &n);
+	rec_buf_fini(&notice);
+	store_dataset_fini(&ds);
+	return rc;
+}
+
 static void test_as_of(void)
 {
 	struct qry *q = NULL;
@@ -996,6 +1029,22 @@ static void test_as_of(void)
 	CHECK(q_int(q, "SELECT COUNT(*) FROM aed WHERE _seq > 0 AND _seq < 1000") == 81);
 	/* Pinned: a dataset the as-of list does not name is left out. */
 	CHECK(q_int(q, "SELECT COUNT(*) FROM designated_shelters") == 0);
+	qry_close(&q);
+
+	/* A redacted entry leaves the old states too: the fold reads the
+	 * stub's key, and the row it upserted is gone, not an error. */
+	struct redact_req rr = { pubs[3].key, "222127/aed", 0 };
+	REQUIRE(qry_open(st, &asof, &q) == 0);
+	rr.seq = (uint64_t)q_int(q, "SELECT _seq FROM aed WHERE NO = '0000000004'");
+	qry_close(&q);
+	REQUIRE(store_write(st, redact_fn, &rr) == 0);
+	REQUIRE(qry_open(st, &asof, &q) == 0);
+	CHECK(q_int(q, "SELECT COUNT(*) FROM aed") == 81);
+	CHECK(q_int(q, "SELECT COUNT(*) FROM aed WHERE NO = '0000000004'") == 0);
+	CHECK(q_int(q, "SELECT COUNT(*) FROM aed WHERE NO = '0000000005'") == 1);
+	qry_close(&q);
+	REQUIRE(qry_open(st, &plain, &q) == 0);
+	CHECK(q_int(q, "SELECT COUNT(*) FROM aed") == 80);
 	qry_close(&q);
 
 	/* Heads this node cannot answer from. */
