@@ -175,6 +175,8 @@ int client_call(struct client *c, Musubi__MsgType type, const ProtobufCMessage *
 					rc = MU_E_VERSION;
 				else if (e->code == MUSUBI__ERROR_CODE__ERR_INCOMPLETE)
 					rc = MU_E_TIMEOUT;
+				else if (e->code == MUSUBI__ERROR_CODE__ERR_BUSY)
+					rc = -EBUSY;
 				musubi__error__free_unpacked(e, NULL);
 			}
 			wire_msg_fini(reply);

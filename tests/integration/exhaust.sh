@@ -181,7 +181,9 @@ done
 kill -0 $SLOWPID 2>/dev/null || fail "the slow query ended too soon to test max-queries"
 set +e
 "$MUSUBI" query --node "$BEP" --dir "$BDIR" --local --format csv "SELECT 1" >"$WORK/out" 2>"$WORK/err"
-[ $? -ne 0 ] || fail "a query beyond max-queries succeeded"
+rc=$?
+# 3: the command could not run (now); not 2, which blames the command line.
+[ $rc -eq 3 ] || fail "a query beyond max-queries exited $rc, wanted 3"
 set -e
 expect_in "$WORK/err" "node busy: 1 queries running or waiting (max-queries 1)"
 wait $SLOWPID || fail "the slow query failed: $(cat "$WORK/slow.out")"
