@@ -1981,7 +1981,8 @@ int qry_open(struct store *st, const struct qry_opts *o, struct qry **out)
 			rc = -ENOENT;
 			goto out;
 		}
-	qsort(q->tab, q->ntab, sizeof(*q->tab), table_name_cmp);
+	if (q->ntab > 1)   /* tab is NULL when no dataset is visible */
+		qsort(q->tab, q->ntab, sizeof(*q->tab), table_name_cmp);
 	for (size_t i = 0; i < q->ntab; i++)
 		if ((rc = build_columns(&q->tab[i])) < 0)
 			goto out;
