@@ -1210,7 +1210,8 @@ static int groups_build(struct scan_cache *sc, const struct fedq *fq, const stru
 		refs[n].i = n;
 		n++;
 	}
-	qsort_r(refs, n, sizeof(*refs), group_cmp, &nkeys);
+	if (n > 1)   /* refs may be NULL when no group came */
+		qsort_r(refs, n, sizeof(*refs), group_cmp, &nkeys);
 	for (size_t i = 0; i < n; i++)
 		sc->rows[i] = refs[i].r;
 	sc->nrows = n;

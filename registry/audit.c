@@ -373,7 +373,8 @@ static size_t sort_unique(uint64_t *v, size_t n)
 {
 	size_t k = 0;
 
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n > 1)   /* v may be NULL when n is 0 */
+		qsort(v, n, sizeof(*v), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		if (k == 0 || v[i] != v[k - 1])
 			v[k++] = v[i];
@@ -414,7 +415,8 @@ static int trust_lists(struct ctx *c)
 			t->source = (int)s;
 			c->ntl++;
 		}
-	qsort(c->tl, c->ntl, sizeof(*c->tl), cmp_tl);
+	if (c->ntl > 1)   /* tl may be NULL when ntl is 0 */
+		qsort(c->tl, c->ntl, sizeof(*c->tl), cmp_tl);
 	/* One list per version: two lists of one version are two federations. */
 	for (size_t i = 0; i < c->ntl; i++) {
 		if (k > 0 && c->tl[i].s.list.version == c->tl[k - 1].s.list.version) {
@@ -572,7 +574,8 @@ static int heads(struct ctx *c)
 		}
 		w->ndecoded = sort_unique(w->decoded, w->ndecoded);
 	}
-	qsort(cand, ncand, sizeof(*cand), cmp_cand);
+	if (ncand > 1)   /* cand may be NULL when ncand is 0 */
+		qsort(cand, ncand, sizeof(*cand), cmp_cand);
 	rc = -ENOMEM;
 	if ((rep->heads = calloc(ncand + 1, sizeof(*rep->heads))) == NULL ||
 	    (c->raw = calloc(ncand + 1, sizeof(*c->raw))) == NULL ||

@@ -647,7 +647,8 @@ static int fold_build(struct qry *q, struct source *s, struct fold **out)
 		if (rc < 0)
 			goto out;
 	}
-	qsort_r(tmp, s->size, sizeof(*tmp), fold_tmp_cmp, keys.data);
+	if (s->size > 1)   /* tmp is NULL for an empty log */
+		qsort_r(tmp, s->size, sizeof(*tmp), fold_tmp_cmp, keys.data);
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (s->size > 0 && (f->rows = malloc(s->size * sizeof(*f->rows))) == NULL)) {
 		rc = -ENOMEM;
