@@ -85,10 +85,12 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage, stdout);
+			config_fini(&cfg);
 			return 0;
 		}
 		if (strcmp(argv[i], "--version") == 0) {
 			printf("musubid %s (protocol %d)\n", MUSUBI_VERSION, WIRE_VERSION);
+			config_fini(&cfg);
 			return 0;
 		}
 		const char *file = NULL;
@@ -98,7 +100,7 @@ int main(int argc, char **argv)
 			file = argv[i] + 9;
 		if (file != NULL && config_load(&cfg, file, why, sizeof(why)) < 0) {
 			fprintf(stderr, "musubid: %s\n", why);
-			return 2;
+			goto bad_usage;
 		}
 	}
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -106,17 +108,17 @@ int main(int argc, char **argv)
 			continue;
 		if (c < 0 || c >= 128 || keys[c] == NULL) {
 			fputs(usage, stderr);
-			return 2;
+			goto bad_usage;
 		}
 		if (config_set(&cfg, keys[c], optarg, why, sizeof(why)) < 0) {
 			fprintf(stderr, "musubid: %s\n", why);
-			return 2;
+			goto bad_usage;
 		}
 	}
 	if (optind != argc || config_finish(&cfg, why, sizeof(why)) < 0) {
 		fprintf(stderr, "musubid: %s\n", optind != argc ? "unexpected argument" : why);
 		fputs(usage, stderr);
-		return 2;
+		goto bad_usage;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -135,4 +137,7 @@ int main(int argc, char **argv)
 	node_stop(&node);
 	config_fini(&cfg);
 	return rc < 0 ? 1 : 0;
+bad_usage:
+	config_fini(&cfg);
+	return 2;
 }
