@@ -1023,6 +1023,13 @@ static void keep_cosig(struct node *n, struct peer *p, const uint8_t *buf, size_
 		return;
 	rc = cosign_check(&t, buf, len, &cp.c, why, sizeof(why));
 	store_read_end(&t);
+	if (rc < 0 && cp.c.trust_version > current_trust_version(n)) {
+		/* Signed under a newer list than ours: no lie, fetch the list. */
+		Musubi__GetTrust q = MUSUBI__GET_TRUST__INIT;
+		q.after_version = current_trust_version(n);
+		peer_request(n, p, MUSUBI__MSG_TYPE__MSG_GET_TRUST, &q.base, NULL, 0, 0);
+		return;
+	}
 	if (rc < 0) {
 		count_refusal(n, rc);
 		strike(n, p, "sent a cosignature that does not count: %s", why);

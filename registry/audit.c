@@ -179,55 +179,23 @@ static int head_key(const struct chain *ch, const char *publisher, const struct 
 	return trust_check_head(&at->list, &ch->l[ch->n - 1]->list, h, raw, why, whylen);
 }
 
-static const struct trust_retired *retired_key(const struct trust_list *l, const char *member,
-					       const uint8_t key_id[SIG_KEYID_LEN])
-{
-	uint8_t id[SIG_KEYID_LEN];
-
-	for (size_t i = 0; i < l->nretired; i++) {
-		sig_sha256(l->retired[i].signing_key, SIG_PUBKEY_LEN, id);
-		if (strcmp(l->retired[i].member, member) == 0 && memcmp(id, key_id, sizeof(id)) == 0)
-			return &l->retired[i];
-	}
-	return NULL;
-}
-
 /*
- * Which key must have signed cosignature co? Any member may witness (no
- * role needed): a member of the list of the cosignature's trust_version
- * and of the newest, valid and not revoked at its time, with its signing
- * key of either list or a key the newest list retired after that time.
+ * Which key must have signed cosignature co? trust_check_cosig (trust.h)
+ * says, against the list of the cosignature's trust_version in the
+ * verified chain and the newest list of the chain: the rule a node applies
+ * before it keeps a cosignature (cosign_check), so that the node and the
+ * audit count the same witnesses.
  */
 static int witness_key(const struct chain *ch, const Musubi__Cosignature *co,
 		       uint8_t raw[SIG_PUBKEY_LEN])
 {
 	const struct trust_signed *at = chain_at(ch, co->trust_version);
-	const struct trust_member *m, *nm;
-	const struct trust_retired *r;
-	uint8_t id[SIG_KEYID_LEN];
+	char why[512];
 
-	if (at == NULL || co->key_id.len != SIG_KEYID_LEN ||
-	    (m = trust_find_member(&at->list, co->witness)) == NULL ||
-	    (nm = trust_find_member(&ch->l[ch->n - 1]->list, co->witness)) == NULL)
+	if (at == NULL || co->key_id.len != SIG_KEYID_LEN)
 		return MU_E_TRUST;
-	if ((nm->revoked_us != 0 && co->time_us >= nm->revoked_us) || co->time_us < nm->valid_from_us ||
-	    (nm->valid_until_us != 0 && co->time_us >= nm->valid_until_us))
-		return MU_E_TRUST;
-	if ((r = retired_key(&ch->l[ch->n - 1]->list, co->witness, co->key_id.data)) != NULL) {
-		if (co->time_us >= r->retired_us)
-			return MU_E_TRUST;
-		memcpy(raw, r->signing_key, SIG_PUBKEY_LEN);
-		return 0;
-	}
-	for (int i = 0; i < 2; i++) {
-		const uint8_t *k = i == 0 ? m->signing_key : nm->signing_key;
-		sig_sha256(k, SIG_PUBKEY_LEN, id);
-		if (memcmp(id, co->key_id.data, SIG_KEYID_LEN) == 0) {
-			memcpy(raw, k, SIG_PUBKEY_LEN);
-			return 0;
-		}
-	}
-	return MU_E_TRUST;
+	return trust_check_cosig(&at->list, &ch->l[ch->n - 1]->list, co->witness, co->time_us,
+				 co->key_id.data, raw, why, sizeof(why));
 }
 
 static int verify_with(const uint8_t raw[SIG_PUBKEY_LEN], const char *prefix, const void *msg,

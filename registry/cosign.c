@@ -1,5 +1,6 @@
 /* cosign.c - see cosign.h. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,12 @@ int cosign_check(struct store_txn *t, const uint8_t *buf, size_t len, struct cos
 {
 	Musubi__SignedCosignature *sc;
 	Musubi__Cosignature *m;
+	struct trust_signed at = { 0 }, newest = { 0 };
+	const uint8_t *lbuf;
+	size_t llen;
+	uint64_t nv;
+	uint8_t raw[SIG_PUBKEY_LEN];
+	struct sig_key *key = NULL;
 	int rc = unpack(buf, len, &sc, &m);
 
 	if (rc < 0) {
@@ -109,35 +116,42 @@ int cosign_check(struct store_txn *t, const uint8_t *buf, size_t len, struct cos
 		return rc;
 	}
 	fill(c, m);
-	rc = MU_E_TRUST;
-	snprintf(why, whylen, "witness %s is not a current member of the trust list", c->witness);
-	/* The witness's signing key, from the newest trust list. */
-	uint64_t version = 0;
-	char vbuf[32];
-	size_t vlen;
-	struct trust_signed ts = { 0 };
-	if (store_meta_get(t, "trust_version", vbuf, sizeof(vbuf), &vlen) == 0)
-		version = strtoull(vbuf, NULL, 10);
-	if (version > 0 && trust_load(t, version, &ts) == 0) {
-		struct trust_member *mem = trust_find_member(&ts.list, c->witness);
-		if (mem != NULL && mem->revoked_us == 0) {
-			struct sig_key *key = NULL;
-			uint8_t kid[32];
-			sig_sha256(mem->signing_key, SIG_PUBKEY_LEN, kid);
-			if (memcmp(kid, c->key_id, 32) != 0) {
-				snprintf(why, whylen, "cosignature of %s is not by its current key",
-					 c->witness);
-			} else if (sig_key_from_raw_public(mem->signing_key, &key) == 0) {
-				rc = sig_verify(key, SIG_CTX_COSIGN, sc->cosig.data, sc->cosig.len,
-						sc->signature.data, sc->signature.len);
-				if (rc < 0)
-					snprintf(why, whylen, "cosignature by %s does not verify",
-						 c->witness);
-				sig_key_destroy(&key);
-			}
-		}
+	/* The lists the rule needs: that of the cosignature's version and the
+	 * newest, as trust_head_key takes them for heads. */
+	rc = store_trust_latest(t, &nv, &lbuf, &llen);
+	if (rc == -ENOENT) {
+		rc = MU_E_TRUST;
+		snprintf(why, whylen, "this node has no trust list to check the cosignature of %s "
+			 "against", c->witness);
+		goto out;
 	}
-	trust_signed_fini(&ts);
+	if (rc < 0)
+		goto out;
+	if (c->trust_version == 0 || c->trust_version > nv ||
+	    store_trust_get(t, c->trust_version, &lbuf, &llen) == -ENOENT) {
+		rc = MU_E_TRUST;
+		snprintf(why, whylen, "cosignature of %s was signed under trust list version %" PRIu64
+			 ", which this node does not have (its newest is %" PRIu64 ")", c->witness,
+			 c->trust_version, nv);
+		goto out;
+	}
+	if ((rc = trust_load(t, nv, &newest)) < 0 ||
+	    (c->trust_version != nv && (rc = trust_load(t, c->trust_version, &at)) < 0))
+		goto out;
+	rc = trust_check_cosig(c->trust_version != nv ? &at.list : &newest.list, &newest.list,
+			       c->witness, c->time_us, c->key_id, raw, why, whylen);
+	if (rc < 0)
+		goto out;
+	if ((rc = sig_key_from_raw_public(raw, &key)) < 0)
+		goto out;
+	rc = sig_verify(key, SIG_CTX_COSIGN, sc->cosig.data, sc->cosig.len, sc->signature.data,
+			sc->signature.len);
+	if (rc < 0)
+		snprintf(why, whylen, "cosignature by %s does not verify", c->witness);
+	sig_key_destroy(&key);
+out:
+	trust_signed_fini(&at);
+	trust_signed_fini(&newest);
 	musubi__cosignature__free_unpacked(m, NULL);
 	musubi__signed_cosignature__free_unpacked(sc, NULL);
 	return rc;

@@ -37,9 +37,13 @@ int cosign_make(const struct sig_key *key, const char *witness, uint64_t trust_v
 int cosign_decode(const uint8_t *buf, size_t len, struct cosign *c);
 
 /*
- * Decode and check: the witness is a member in the store's newest trust
- * list, the key id is its signing key, and the signature verifies. 0, or
- * MU_E_DECODE / MU_E_TRUST / MU_E_BADSIG with why set.
+ * Decode and check: trust_check_cosig (trust.h: the rule the auditor
+ * applies too) against the store's list of the cosignature's
+ * trust_version and its newest list names the key, and the signature
+ * verifies under it. A cosignature naming trust version 0 or one the
+ * store does not hold is refused (MU_E_TRUST; c is filled, so the caller
+ * can tell it from a lie by c->trust_version). 0, or MU_E_DECODE /
+ * MU_E_TRUST / MU_E_BADSIG with why set.
  */
 int cosign_check(struct store_txn *t, const uint8_t *buf, size_t len, struct cosign *c,
 		 char *why, size_t whylen);

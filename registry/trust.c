@@ -678,6 +678,69 @@ int trust_check_head(const struct trust_list *at, const struct trust_list *newes
 	return 0;
 }
 
+/* ---- the rule for cosignatures ---- */
+
+int trust_check_cosig(const struct trust_list *at, const struct trust_list *newest,
+		      const char *witness, int64_t time_us, const uint8_t key_id[SIG_KEYID_LEN],
+		      uint8_t key[SIG_PUBKEY_LEN], char *why, size_t whylen)
+{
+	const struct trust_member *m, *nm;
+	const struct trust_retired *r;
+	uint8_t id[SIG_KEYID_LEN];
+	char when[32], edge[32], k[17], reason[160];
+
+	trust_format_time(time_us, when, sizeof(when));
+	if ((m = trust_find_member(at, witness)) == NULL)
+		return say(why, whylen, MU_E_TRUST, "witness %.40s is not a member in trust list "
+			   "version %" PRIu64 ", the one its cosignature names", witness, at->version);
+	if ((nm = trust_find_member(newest, witness)) == NULL)
+		return say(why, whylen, MU_E_TRUST, "witness %s is not in trust list version %" PRIu64
+			   ", the newest", witness, newest->version);
+	if (nm->revoked_us != 0 && time_us >= nm->revoked_us) {
+		trust_format_time(nm->revoked_us, edge, sizeof(edge));
+		reason_part(nm->revoked_reason, reason, sizeof(reason));
+		return say(why, whylen, MU_E_TRUST, "witness %s was revoked at %s%s in trust list "
+			   "version %" PRIu64 "; cosignatures dated from then on do not count, and "
+			   "this one is dated %s", witness, edge, reason, newest->version, when);
+	}
+	if (time_us < nm->valid_from_us || (nm->valid_until_us != 0 && time_us >= nm->valid_until_us)) {
+		trust_format_time(time_us < nm->valid_from_us ? nm->valid_from_us : nm->valid_until_us,
+				  edge, sizeof(edge));
+		return say(why, whylen, MU_E_TRUST, "witness %s is %s %s in trust list version %"
+			   PRIu64 ", and the cosignature is dated %s", witness,
+			   time_us < nm->valid_from_us ? "valid from" : "no longer valid from", edge,
+			   newest->version, when);
+	}
+	sig_hex(key_id, 8, k);
+	if ((r = find_retired(newest, witness, key_id)) != NULL) {
+		if (time_us >= r->retired_us) {
+			trust_format_time(r->retired_us, edge, sizeof(edge));
+			reason_part(r->reason, reason, sizeof(reason));
+			return say(why, whylen, MU_E_TRUST, "key %s of witness %s was retired at %s%s "
+				   "in trust list version %" PRIu64 "; cosignatures it signs dated from "
+				   "then on do not count, and this one is dated %s", k, witness, edge,
+				   reason, newest->version, when);
+		}
+		memcpy(key, r->signing_key, SIG_PUBKEY_LEN);
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *cand = i == 0 ? m->signing_key : nm->signing_key;
+		sig_sha256(cand, SIG_PUBKEY_LEN, id);
+		if (memcmp(id, key_id, SIG_KEYID_LEN) == 0) {
+			memcpy(key, cand, SIG_PUBKEY_LEN);
+			return 0;
+		}
+	}
+	if (at->version == newest->version)
+		return say(why, whylen, MU_E_TRUST, "the cosignature was signed by key %s, which is "
+			   "not a key of witness %s in trust list version %" PRIu64, k, witness,
+			   at->version);
+	return say(why, whylen, MU_E_TRUST, "the cosignature was signed by key %s, which is not a key "
+		   "of witness %s in trust list version %" PRIu64 " (its own) or %" PRIu64
+		   " (the newest)", k, witness, at->version, newest->version);
+}
+
 /* ---- the store ---- */
 
 int trust_load(struct store_txn *t, uint64_t version, struct trust_signed *out)

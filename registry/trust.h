@@ -28,6 +28,8 @@
  *    still there, valid at the head's time, not revoked at or before it,
  *    and the key not retired at or before it. A head is dated by its
  *    publisher (time_us).
+ *  - A cosignature counts by trust_check_cosig below, for nodes and the
+ *    auditor alike.
  *
  * Every refusal returns MU_E_TRUST (MU_E_DECODE for bytes that are not a
  * well-formed list) with one sentence in `why` naming the rule that failed.
@@ -169,6 +171,33 @@ int trust_accept_next(const struct trust_signed *cur, const struct trust_signed 
 int trust_check_head(const struct trust_list *at, const struct trust_list *newest,
 		     const struct rec_head *h, uint8_t key[SIG_PUBKEY_LEN], char *why,
 		     size_t whylen);
+
+/*
+ * The rule for cosignatures (cosign.h), pure: the one rule by which a node
+ * (cosign_check, before it keeps a peer's cosignature) and the auditor
+ * (audit_run, counting witnesses) decide which key may sign a witness's
+ * cosignature. `at` is the list of the cosignature's own trust_version
+ * (the newest list its witness had when it signed), `newest` the newest
+ * list the checker has (may be `at`); a cosignature naming a version the
+ * checker does not hold, or 0, is the caller's to refuse. A cosignature by
+ * witness, dated time_us (by the witness, when it signed), with the key
+ * of key_id, counts when:
+ *  - the witness is a member of `at` and of `newest` (any member may
+ *    witness: no role is needed);
+ *  - in `newest`, the witness is valid at time_us and was not revoked at
+ *    or before it: a revocation reaches back to cosignatures dated from
+ *    its time on, and leaves those dated before it counting;
+ *  - the key is one `newest` retired for the witness AFTER time_us (a
+ *    rotation leaves the old key good for what it signed before the
+ *    retirement time, under whichever list version; from that time on it
+ *    counts under none), or else the witness's signing key in `at` or in
+ *    `newest`.
+ * 0 with the raw key that must have signed it in key, or MU_E_TRUST with
+ * why. The signature itself is the caller's to check (SIG_CTX_COSIGN).
+ */
+int trust_check_cosig(const struct trust_list *at, const struct trust_list *newest,
+		      const char *witness, int64_t time_us, const uint8_t key_id[SIG_KEYID_LEN],
+		      uint8_t key[SIG_PUBKEY_LEN], char *why, size_t whylen);
 
 /* ---- backed by a node's store ("trust" database, meta "trust_version") ---- */
 

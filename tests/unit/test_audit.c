@@ -14,12 +14,15 @@
 
 #include "audit.h"
 #include "check.h"
+#include "cosign.h"
 #include "head.h"
 #include "merkle.h"
 #include "musubi.pb-c.h"
 #include "mu_err.h"
 #include "rec.h"
 #include "sig.h"
+#include "store.h"
+#include "testutil.h"
 #include "trust.h"
 #include "util.h"
 
@@ -31,7 +34,7 @@
 enum { ANCHOR, PUB, ROGUE, W1, W2, W3, NKEYS };
 static struct sig_key *keys[NKEYS];
 static uint8_t transport[NKEYS][32];
-static char tmpdir[64];
+static char tmpdir[TU_DIR_MAX];
 static int64_t t0;
 
 /* Trust lists: tl1 (version 1), tl2 (version 2: 011002 revoked at
@@ -42,34 +45,18 @@ static struct rec_buf tl1, tl2, other1;
 
 static void cleanup(void)
 {
-	char cmd[128];
-
 	for (int i = 0; i < NKEYS; i++)
 		sig_key_destroy(&keys[i]);
 	rec_buf_fini(&tl1);
 	rec_buf_fini(&tl2);
 	rec_buf_fini(&other1);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
+	tu_rmrf(tmpdir);
 }
 
 static void member_add(struct trust_signed *s, const char *id, int key, const char *role)
 {
-	struct trust_member *m;
-
-	s->list.members = realloc(s->list.members, (s->list.nmembers + 1) * sizeof(*m));
-	m = &s->list.members[s->list.nmembers++];
-	memset(m, 0, sizeof(*m));
-	m->id = strdup(id);
-	m->name = strdup(strcmp(id, "011002") == 0 ? "Sapporo" : id);
-	m->endpoint = strdup("");
-	m->revoked_reason = strdup("");
-	sig_key_raw_public(keys[key], m->signing_key);
-	memcpy(m->transport_key, transport[key], 32);
-	m->roles = calloc(1, sizeof(char *));
-	m->roles[0] = strdup(role);
-	m->nroles = 1;
+	tu_member_add(s, id, strcmp(id, "011002") == 0 ? "Sapporo" : id, "", keys[key],
+		      transport[key], role);
 }
 
 static void make_list(struct rec_buf *out, uint64_t version, const char *federation,
@@ -101,28 +88,14 @@ static void make_list(struct rec_buf *out, uint64_t version, const char *federat
 
 static void setup(void)
 {
-	char path[256];
-
 	if (tmpdir[0] != '\0')
 		return;
-	strcpy(tmpdir, "/tmp/mu-audit-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
+	if (tu_tmpdir(tmpdir, "audit") < 0)
 		exit(1);
-	}
 	atexit(cleanup);
-	for (int i = 0; i < NKEYS; i++) {
-		snprintf(path, sizeof(path), "%s/k%d", tmpdir, i);
-		if (sig_keygen_dir(path) < 0)
-			exit(1);
-		snprintf(path, sizeof(path), "%s/k%d/signing.pem", tmpdir, i);
-		if (sig_key_load_private(path, &keys[i]) < 0)
-			exit(1);
-		snprintf(path, sizeof(path), "%s/k%d/transport.pub.pem", tmpdir, i);
-		if (sig_transport_load_public(path, transport[i]) < 0)
-			exit(1);
-	}
-	t0 = (mu_now_us() / 1000000 - 86400) * 1000000;
+	if (tu_keys_new(tmpdir, NKEYS, keys, transport) < 0)
+		exit(1);
+	t0 = tu_day_ago_us();
 	make_list(&tl1, 1, "test", 0);
 	make_list(&tl2, 2, "test", t0 + 150 * 60 * (int64_t)1000000);
 	make_list(&other1, 1, "elsewhere", 0);
@@ -602,8 +575,9 @@ static void test_trust_lists(void)
 }
 
 /* A SignedCosignature by witness (signed with key) of the log's head h. */
-static struct audit_blob cosign(struct rec_buf *out, const char *witness, int key,
-				const struct rec_buf *signed_head, const char *dataset)
+static struct audit_blob cosign_by(struct rec_buf *out, const char *witness, int key,
+				   const struct rec_buf *signed_head, const char *dataset,
+				   uint64_t trust_version, int64_t time_us)
 {
 	Musubi__Cosignature co = MUSUBI__COSIGNATURE__INIT;
 	Musubi__SignedCosignature sc = MUSUBI__SIGNED_COSIGNATURE__INIT;
@@ -619,8 +593,8 @@ static struct audit_blob cosign(struct rec_buf *out, const char *witness, int ke
 	co.dataset = (char *)dataset;
 	co.size = hs.hd->h.size;
 	co.head_sha256 = (ProtobufCBinaryData){ 32, sha };
-	co.time_us = hs.hd->h.time_us + 1000;
-	co.trust_version = 1;
+	co.time_us = time_us != 0 ? time_us : hs.hd->h.time_us + 1000;
+	co.trust_version = trust_version;
 	co.key_id = (ProtobufCBinaryData){ 32, id };
 	head_signed_fini(&hs);
 	cb = malloc(musubi__cosignature__get_packed_size(&co));
@@ -634,6 +608,13 @@ static struct audit_blob cosign(struct rec_buf *out, const char *witness, int ke
 	out->len = out->cap = musubi__signed_cosignature__pack(&sc, out->data);
 	free(cb);
 	return blob(out);
+}
+
+/* The same, under trust version 1, dated just after the head. */
+static struct audit_blob cosign(struct rec_buf *out, const char *witness, int key,
+				const struct rec_buf *signed_head, const char *dataset)
+{
+	return cosign_by(out, witness, key, signed_head, dataset, 1, 0);
 }
 
 static void test_witnesses(void)
@@ -695,6 +676,145 @@ static void test_witnesses(void)
 		rec_buf_fini(&cs[i]);
 	log_fini(&l);
 	log_fini(&other);
+}
+
+/* The next version of the list in buf, edited by edit, signed and encoded
+ * into out. */
+static void next_list(const struct rec_buf *buf, int64_t issued_us,
+		      void (*edit)(struct trust_list *), struct rec_buf *out)
+{
+	struct trust_signed s;
+	char why[256];
+	int next;
+
+	REQUIRE(trust_decode(buf->data, buf->len, &s, why, sizeof(why)) == 0);
+	edit(&s.list);
+	CHECK_OK(trust_redraft(&s, issued_us, &next, why, sizeof(why)));
+	CHECK(next == 1);
+	CHECK_OK(trust_sign(&s, keys[ANCHOR]));
+	CHECK_OK(trust_encode(&s, out));
+	trust_signed_fini(&s);
+}
+
+/* 012025 rotates from key W1 to key ROGUE, retiring W1 at t0 + 2 h. */
+static void rotate_012025(struct trust_list *l)
+{
+	struct trust_member *m = trust_find_member(l, "012025");
+	struct trust_retired *r;
+
+	l->retired = realloc(l->retired, (l->nretired + 1) * sizeof(*r));
+	r = &l->retired[l->nretired++];
+	r->member = strdup("012025");
+	r->reason = strdup("rotated");
+	memcpy(r->signing_key, m->signing_key, SIG_PUBKEY_LEN);
+	r->retired_us = t0 + 2 * HOUR;
+	sig_key_raw_public(keys[ROGUE], m->signing_key);
+}
+
+/* 012033 is revoked at t0 + 3 h. */
+static void revoke_012033(struct trust_list *l)
+{
+	trust_find_member(l, "012033")->revoked_us = t0 + 3 * HOUR;
+}
+
+static int put_lists(struct store_txn *t, void *arg)
+{
+	const struct rec_buf *tl = arg;
+	char why[256];
+	int rc = 0;
+
+	for (int i = 0; i < 3 && rc == 0; i++)
+		if ((rc = trust_store_list_txn(t, tl[i].data, tl[i].len, why, sizeof(why))) < 0)
+			fprintf(stderr, "trust list %d refused: %s\n", i + 1, why);
+	return rc;
+}
+
+/*
+ * One rule for witnesses: a node (cosign_check, holding trust lists 1 to 3)
+ * and the auditor (served the same lists) must take and refuse the same
+ * cosignatures. wants: 1 if both must count it. The node's reason for a
+ * refusal must name `reason`.
+ */
+static void judged_alike(struct store *st, const struct rec_buf *tl, const struct log *l,
+			 const struct audit_blob *c, int wants, const char *reason)
+{
+	struct store_txn t;
+	struct cosign co;
+	struct tsrc a;
+	char why[512] = "";
+	int rc;
+
+	REQUIRE(store_read_begin(st, &t) == 0);
+	rc = cosign_check(&t, c->data, c->len, &co, why, sizeof(why));
+	store_read_end(&t);
+	if (wants) {
+		CHECK_OK(rc);
+	} else {
+		CHECK_RC(rc, MU_E_TRUST);
+		CHECK(reason == NULL || strstr(why, reason) != NULL);
+		if (reason != NULL && strstr(why, reason) == NULL)
+			fprintf(stderr, "  node said: %s\n", why);
+	}
+	src_from(&a, "A", l, 10, tl, 3);
+	a.cosigs[a.s.ncosigs++] = *c;
+	CHECK_OK(run(NULL, 0, &a, NULL));
+	CHECK(rep.cosigs_valid == (wants ? 1u : 0u));
+	CHECK(rep.cosigs_invalid == (wants ? 0u : 1u));
+	CHECK(rep.heads[2].nwitnesses == (wants ? 1u : 0u));
+}
+
+static void test_witness_rotation(void)
+{
+	struct log l = { 0 };
+	struct rec_buf tl[3] = { { 0 } }, cs = { 0 };
+	struct store *st = NULL;
+	char path[TU_DIR_MAX + 32];
+
+	setup();
+	log_usual(&l, "a", 0);
+	tl[0] = tl1;
+	next_list(&tl1, t0 + 2 * HOUR, rotate_012025, &tl[1]);
+	next_list(&tl[1], t0 + 3 * HOUR, revoke_012033, &tl[2]);
+	snprintf(path, sizeof(path), "%s/witness-node", tmpdir);
+	REQUIRE(store_open(path, STORE_CREATE, &st) == 0);
+	REQUIRE(store_write(st, put_lists, tl) == 0);
+
+	/* The old key, under the old list, before its retirement: both count
+	 * it, though the node's newest list (3) names another key. */
+	struct audit_blob c = cosign_by(&cs, "012025", W1, &l.heads[2], DS, 1, t0 + HOUR);
+	judged_alike(st, tl, &l, &c, 1, NULL);
+	/* The new key under the rotation's list. */
+	c = cosign_by(&cs, "012025", ROGUE, &l.heads[2], DS, 2, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 1, NULL);
+	/* The old key under the rotation's list, after its retirement. */
+	c = cosign_by(&cs, "012025", W1, &l.heads[2], DS, 2, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 0, "was retired at");
+	/* The old key after its retirement, naming the old list. */
+	c = cosign_by(&cs, "012025", W1, &l.heads[2], DS, 1, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 0, "was retired at");
+	/* The new key under the old list: the key of the newest list. */
+	c = cosign_by(&cs, "012025", ROGUE, &l.heads[2], DS, 1, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 1, NULL);
+	/* A revoked witness: before its revocation it counts, after it not,
+	 * whichever list it names. */
+	c = cosign_by(&cs, "012033", W2, &l.heads[2], DS, 2, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 1, NULL);
+	c = cosign_by(&cs, "012033", W2, &l.heads[2], DS, 3, t0 + 7 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 0, "was revoked at");
+	c = cosign_by(&cs, "012033", W2, &l.heads[2], DS, 1, t0 + 7 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 0, "was revoked at");
+	/* A list version the node does not hold, and none. */
+	c = cosign_by(&cs, "012025", ROGUE, &l.heads[2], DS, 4, t0 + 5 * HOUR / 2);
+	judged_alike(st, tl, &l, &c, 0, "which this node does not have");
+	c = cosign_by(&cs, "012025", W1, &l.heads[2], DS, 0, t0 + HOUR);
+	judged_alike(st, tl, &l, &c, 0, "which this node does not have");
+
+	store_close(&st);
+	rec_buf_fini(&cs);
+	rec_buf_fini(&tl[1]);
+	rec_buf_fini(&tl[2]);
+	log_fini(&l);
+	audit_report_fini(&rep);
 }
 
 static void test_fetch_error(void)
@@ -850,6 +970,7 @@ CHECK_TESTS = {
 	{ "bad consistency proof", test_bad_consistency_proof },
 	{ "trust lists", test_trust_lists },
 	{ "witnesses", test_witnesses },
+	{ "witness key rotation", test_witness_rotation },
 	{ "fetch error", test_fetch_error },
 	{ "head sizes", test_head_sizes },
 	{ "row proof", test_row_proof },

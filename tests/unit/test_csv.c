@@ -6,14 +6,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <glob.h>
 #include <iconv.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,28 +19,13 @@
 
 #include "check.h"
 #include "csv.h"
+#include "testutil.h"
 
 /* Larger than the reader's block (64 KiB), so that files span blocks. */
 #define BIG_FILE (200u * 1024)
 
-static char tmpdir[64];
-
-/* A fresh temporary directory for one case; tmp_remove() deletes it. */
-static int tmp_make(void)
-{
-	strcpy(tmpdir, "/tmp/test_csv.XXXXXX");
-	return mkdtemp(tmpdir) != NULL;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void tmp_remove(void)
-{
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+/* A fresh temporary directory for one case (tu_tmpdir); tu_rmrf() deletes it. */
+static char tmpdir[TU_DIR_MAX];
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -462,7 +445,7 @@ static void test_read_error(void)
 	struct csv_record rec;
 	int fd;
 
-	REQUIRE(tmp_make());
+	REQUIRE(tu_tmpdir(tmpdir, "csv") == 0);
 	fd = open(tmpdir, O_RDONLY | O_DIRECTORY);  /* read() gives EISDIR */
 	REQUIRE(fd >= 0);
 	REQUIRE(csv_open_fd(fd, &r) == 0);
@@ -471,7 +454,7 @@ static void test_read_error(void)
 	CHECK(strstr(csv_error(r), "read failed") != NULL);
 	csv_close(&r);
 	close(fd);
-	tmp_remove();
+	tu_rmrf(tmpdir);
 }
 
 static void test_tourism_multiline_bom(void)
@@ -579,7 +562,7 @@ static void test_sjis_real_file(void)
 	enum csv_encoding enc;
 	const char *spath;
 
-	REQUIRE(tmp_make());
+	REQUIRE(tu_tmpdir(tmpdir, "csv") == 0);
 	REQUIRE((utf8 = read_file(path, &len)) != NULL);
 	REQUIRE((sjis = convert("CP932", "UTF-8", utf8, len, &slen)) != NULL);
 	CHECK(slen < len);  /* really converted: kanji take 2 bytes, not 3 */
@@ -598,7 +581,7 @@ static void test_sjis_real_file(void)
 	free(want);
 	free(sjis);
 	free(utf8);
-	tmp_remove();
+	tu_rmrf(tmpdir);
 }
 
 /*
@@ -612,7 +595,7 @@ static void test_split_across_blocks(void)
 	static const char unit[] = "ab\"\"c\r\nd\ne";  /* value ab"c CRLF d LF e */
 	const size_t units = BIG_FILE / (sizeof(unit) - 1), shorts = 3000;
 
-	REQUIRE(tmp_make());
+	REQUIRE(tu_tmpdir(tmpdir, "csv") == 0);
 	for (size_t shift = 0; shift < sizeof(unit) - 1; shift++) {
 		char *in, *out, *got = NULL, *got_mem = NULL;
 		size_t in_len, out_len, n = 0, n_mem = 0;
@@ -648,7 +631,7 @@ static void test_split_across_blocks(void)
 		free(in);
 		free(out);
 	}
-	tmp_remove();
+	tu_rmrf(tmpdir);
 }
 
 /*
@@ -661,7 +644,7 @@ static void test_multibyte_split_across_blocks(void)
 	static const char unit[] = "焼津市ｱ\n";
 	const size_t units = BIG_FILE / 8;
 
-	REQUIRE(tmp_make());
+	REQUIRE(tu_tmpdir(tmpdir, "csv") == 0);
 	for (size_t shift = 0; shift < sizeof(unit) - 1; shift++) {
 		char *text, *sjis, *want = NULL, *got = NULL, *value;
 		size_t len, slen, nwant, ngot;
@@ -705,7 +688,7 @@ static void test_multibyte_split_across_blocks(void)
 		free(sjis);
 		free(text);
 	}
-	tmp_remove();
+	tu_rmrf(tmpdir);
 }
 
 /* Every bundled file: fd and memory give the same records; bytes_read is

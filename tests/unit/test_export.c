@@ -21,80 +21,20 @@
 #include "qry.h"
 #include "sig.h"
 #include "store.h"
+#include "testutil.h"
 
-static char tmpdir[256];
+static char tmpdir[TU_DIR_MAX];
 static struct store *st;
 static struct sig_key *key;
 
-static int init_meta(struct store_txn *t, void *ctx)
-{
-	uint8_t raw[32];
-	int rc;
-
-	if ((rc = sig_key_raw_public(key, raw)) < 0 ||
-	    (rc = store_meta_put(t, "member", ctx, strlen(ctx))) < 0)
-		return rc;
-	return store_meta_put(t, "signing_pub", raw, 32);
-}
-
 static void node_drop(void)
 {
-	char cmd[300];
-
-	store_close(&st);
-	sig_key_destroy(&key);
-	if (tmpdir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		CHECK(system(cmd) == 0);
-		tmpdir[0] = '\0';
-	}
+	CHECK_OK(tu_node_drop(tmpdir, &st, &key));
 }
 
 static void node_new(const char *member)
 {
-	char path[512];
-
-	node_drop();
-	strcpy(tmpdir, "/tmp/mu-export-XXXXXX");
-	REQUIRE(mkdtemp(tmpdir) != NULL);
-	snprintf(path, sizeof(path), "%s/keys", tmpdir);
-	CHECK_OK(sig_keygen_dir(path));
-	snprintf(path, sizeof(path), "%s/keys/signing.pem", tmpdir);
-	CHECK_OK(sig_key_load_private(path, &key));
-	CHECK_OK(store_open(tmpdir, STORE_CREATE, &st));
-	CHECK_OK(store_write(st, init_meta, (void *)member));
-}
-
-static const char *data(const char *rel)
-{
-	static char buf[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", MU_TEST_DATA, rel);
-	return buf[i];
-}
-
-static const char *tmp_path(const char *name)
-{
-	static char path[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(path[i], sizeof(path[i]), "%s/%s", tmpdir, name);
-	return path[i];
-}
-
-static const char *write_tmp(const char *name, const char *text)
-{
-	const char *path = tmp_path(name);
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL)
-		return NULL;
-	fputs(text, f);
-	fclose(f);
-	return path;
+	CHECK_OK(tu_node_new(tmpdir, "export", member, &st, &key));
 }
 
 static int publish_full(const char *dataset, const char *schema, const char *mapping,
@@ -102,14 +42,7 @@ static int publish_full(const char *dataset, const char *schema, const char *map
 {
 	struct publish_opts o = { .dataset = dataset, .schema_spec = schema,
 				  .mapping_spec = mapping, .license = license, .path = path };
-	int rc = publish_csv(st, key, &o, res);
-
-	if (rc < 0 && getenv("MU_VERBOSE"))
-		for (size_t e = 0; e < res->nkept; e++)
-			fprintf(stderr, "  %s line %llu col %u: %s\n", dataset,
-				(unsigned long long)res->errors[e].line, res->errors[e].column,
-				res->errors[e].message);
-	return rc;
+	return tu_publish(st, key, &o, res);
 }
 
 /* Publish and return what was appended (-1 on failure). */
@@ -130,7 +63,7 @@ static const char *export_to(const char *name, const char *dataset, enum export_
 {
 	struct export_opts o = { .dataset = dataset, .format = fmt, .as_of = as_of,
 				 .valid_at = valid_at };
-	const char *path = tmp_path(name);
+	const char *path = tu_path(tmpdir, name);
 	char why[256];
 	FILE *f = fopen(path, "w");
 	int rc;
@@ -144,29 +77,10 @@ static const char *export_to(const char *name, const char *dataset, enum export_
 	return rc == 0 ? path : NULL;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0;
-
-	if (f == NULL)
-		return NULL;
-	FILE *m = open_memstream(&buf, &n);
-	int c;
-	while ((c = fgetc(f)) != EOF)
-		fputc(c, m);
-	fclose(m);
-	fclose(f);
-	if (len)
-		*len = n;
-	return buf;
-}
-
 static int same_file(const char *a, const char *b)
 {
 	size_t la, lb;
-	char *x = slurp(a, &la), *y = slurp(b, &lb);
+	char *x = tu_slurp(a, &la), *y = tu_slurp(b, &lb);
 	int same = x && y && la == lb && memcmp(x, y, la) == 0;
 
 	free(x);
@@ -198,7 +112,7 @@ static void test_csv_round_trip(void)
 	node_new("222127");
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		struct publish_opts o = { .dataset = files[i].dataset, .schema_spec = files[i].schema,
-					  .mapping_spec = files[i].mapping, .path = data(files[i].file),
+					  .mapping_spec = files[i].mapping, .path = tu_data(files[i].file),
 					  .ignore_extra_columns = files[i].ignore_extra };
 		struct publish_result res;
 		char ds[64], name[80];
@@ -237,29 +151,29 @@ static void test_as_of(void)
 	char why[256];
 
 	node_new("011002");
-	schema = write_tmp("sites.json",
+	schema = tu_write(tmpdir, "sites.json",
 		"{\"name\":\"sites\",\"version\":1,\"primaryKey\":\"id\",\"fields\":["
 		"{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"名称\",\"type\":\"string\"},"
 		"{\"name\":\"緯度\",\"type\":\"number\"},{\"name\":\"開設日\",\"type\":\"date\"},"
 		"{\"name\":\"ok\",\"type\":\"boolean\",\"trueValues\":[\"1\"],\"falseValues\":[\"0\"]}]}");
 	char sch[512];
 	snprintf(sch, sizeof(sch), "%s", schema);
-	CHECK(publish("sites", sch, NULL, write_tmp("v1.csv", v1)) == 3);
+	CHECK(publish("sites", sch, NULL, tu_write(tmpdir, "v1.csv", v1)) == 3);
 	const char *then = export_to("then.csv", "011002/sites", EXPORT_CSV, 0, NULL, &rows);
 	REQUIRE(then != NULL);
 	char then_path[512];
 	snprintf(then_path, sizeof(then_path), "%s", then);
 	CHECK(rows == 3);
-	char *text = slurp(then_path, NULL);
+	char *text = tu_slurp(then_path, NULL);
 	CHECK(text != NULL && strcmp(text, "id,名称,緯度,開設日,ok\r\n1,中央,43,2020-04-01,true\r\n"
 				 "2,北,43.1,,false\r\n3,南,42.9,2021-05-06,\r\n") == 0);
 	free(text);
-	CHECK(publish("sites", sch, NULL, write_tmp("v2.csv", v2)) == 3);  /* 1 changed, 4 new, 2 gone */
+	CHECK(publish("sites", sch, NULL, tu_write(tmpdir, "v2.csv", v2)) == 3);  /* 1 changed, 4 new, 2 gone */
 	const char *old = export_to("old.csv", "011002/sites", EXPORT_CSV, 3, NULL, &rows);
 	CHECK(old != NULL && same_file(old, then_path));
 	const char *now = export_to("now.csv", "011002/sites", EXPORT_CSV, 0, NULL, &rows);
 	CHECK(now != NULL && rows == 3);
-	text = now ? slurp(now, NULL) : NULL;
+	text = now ? tu_slurp(now, NULL) : NULL;
 	CHECK(text != NULL && strstr(text, "1,中央(改),43,") != NULL && strstr(text, "\r\n2,") == NULL &&
 	      strstr(text, "4,西,43.2,,true") != NULL);
 	free(text);
@@ -288,7 +202,7 @@ static void test_jsonl_and_geojson(void)
 	json_error_t jerr;
 
 	node_new("222127");
-	CHECK(publish("aed", "aed@1", NULL, data("aed/222127_yaizu.csv")) == 82);
+	CHECK(publish("aed", "aed@1", NULL, tu_data("aed/222127_yaizu.csv")) == 82);
 	const char *jl = export_to("aed.jsonl", "222127/aed", EXPORT_JSONL, 0, NULL, &rows);
 	REQUIRE(jl != NULL);
 	CHECK(rows == 82);
@@ -373,13 +287,13 @@ static void test_dcat(void)
 
 	node_new("222127");
 	CHECK_OK(publish_full("aed", "aed@1", NULL, "https://creativecommons.org/licenses/by/4.0/",
-			      data("aed/222127_yaizu.csv"), &res));
+			      tu_data("aed/222127_yaizu.csv"), &res));
 	publish_result_fini(&res);
 	CHECK_OK(publish_full("patients", "covid19_hokkaido_patients@1", NULL, "CC BY",
-			      data("covid19/010006_hokkaido_patients_20200329.csv"), &res));
+			      tu_data("covid19/010006_hokkaido_patients_20200329.csv"), &res));
 	sig_hex(res.root, 32, root);
 	publish_result_fini(&res);
-	const char *path = tmp_path("catalog.jsonld");
+	const char *path = tu_path(tmpdir, "catalog.jsonld");
 	FILE *f = fopen(path, "w");
 	REQUIRE(f != NULL);
 	CHECK_OK(export_dcat(st, "https://yaizu.example/musubi/", f, why, sizeof(why)));
@@ -432,7 +346,7 @@ static void test_dcat(void)
 	json_decref(doc);
 	/* A publish without --license keeps signing the licence it had. */
 	CHECK_OK(publish_full("patients", NULL, "hokkaido-patients-raw-to-covid19_hokkaido_patients",
-			      NULL, data("covid19/010006_hokkaido_patients_raw_20200309.csv"), &res));
+			      NULL, tu_data("covid19/010006_hokkaido_patients_raw_20200309.csv"), &res));
 	CHECK(res.batches == 1);
 	publish_result_fini(&res);
 	head_license("222127/patients", lic, sizeof(lic));
@@ -448,9 +362,9 @@ static void test_datapackage(void)
 	size_t len;
 
 	node_new("222127");
-	CHECK(publish("aed", "aed@1", NULL, data("aed/222127_yaizu.csv")) == 82);
-	CHECK(publish("toilets", "public_toilet@2", NULL, data("public_toilet/222127_yaizu.csv")) == 112);
-	CHECK_OK(export_datapackage(st, tmp_path("pkg"), why, sizeof(why)));
+	CHECK(publish("aed", "aed@1", NULL, tu_data("aed/222127_yaizu.csv")) == 82);
+	CHECK(publish("toilets", "public_toilet@2", NULL, tu_data("public_toilet/222127_yaizu.csv")) == 112);
+	CHECK_OK(export_datapackage(st, tu_path(tmpdir, "pkg"), why, sizeof(why)));
 	snprintf(path, sizeof(path), "%s/pkg/datapackage.json", tmpdir);
 	json_t *pkg = json_load_file(path, 0, &jerr), *res = json_object_get(pkg, "resources");
 	REQUIRE(pkg != NULL);
@@ -460,7 +374,7 @@ static void test_datapackage(void)
 		json_t *r = json_array_get(res, i);
 		snprintf(path, sizeof(path), "%s/pkg/%s", tmpdir,
 			 json_string_value(json_object_get(r, "path")));
-		char *csv = slurp(path, &len);
+		char *csv = tu_slurp(path, &len);
 		REQUIRE(csv != NULL);
 		EVP_Digest(csv, len, digest, NULL, EVP_sha256(), NULL);
 		sig_hex(digest, 32, hex);
@@ -522,7 +436,7 @@ static long long query_count(const char *valid_at, const char *sql)
  * other way round; the real towns (no dates) are in force at any date. */
 static void test_valid_time(void)
 {
-	char *csv = slurp(data("addresses/012025_hakodate.csv"), NULL), *more = NULL;
+	char *csv = tu_slurp(tu_data("addresses/012025_hakodate.csv"), NULL), *more = NULL;
 	uint64_t rows;
 
 	node_new("012025");
@@ -539,7 +453,7 @@ static void test_valid_time(void)
 	fputs("012025,北海道,函館市,新町,,,,2024-04-01,\n", m);
 	fclose(m);
 	free(csv);
-	CHECK(publish("address", "address@2", NULL, write_tmp("addr.csv", more)) == 209);
+	CHECK(publish("address", "address@2", NULL, tu_write(tmpdir, "addr.csv", more)) == 209);
 	free(more);
 	CHECK(export_to("all.csv", "012025/address", EXPORT_CSV, 0, NULL, &rows) && rows == 209);
 	CHECK(export_to("d1.csv", "012025/address", EXPORT_CSV, 0, "2024-03-31", &rows) && rows == 208);
@@ -572,17 +486,17 @@ static void test_foreign_keys(void)
 
 	node_new("012025");
 	snprintf(schema, sizeof(schema), facility_schema, "address");
-	snprintf(path, sizeof(path), "%s", write_tmp("facility.json", schema));
-	const char *good = write_tmp("good.csv", "ID,名称,市区町村コード,町丁目\n"
+	snprintf(path, sizeof(path), "%s", tu_write(tmpdir, "facility.json", schema));
+	const char *good = tu_write(tmpdir, "good.csv", "ID,名称,市区町村コード,町丁目\n"
 				     "f1,市役所,012025,東雲町\nf2,駅,012025,若松町\nf3,未定,,\n");
 	/* no address registry on this node yet */
 	CHECK_RC(publish_full("facility", path, NULL, NULL, good, &res), MU_E_SCHEMA);
 	CHECK(res.nkept > 0 && strstr(res.errors[0].message, "does not hold") != NULL &&
 	      strstr(res.errors[0].message, "address") != NULL);
 	publish_result_fini(&res);
-	CHECK(publish("address", "address@1", NULL, data("addresses/012025_hakodate.csv")) == 207);
+	CHECK(publish("address", "address@1", NULL, tu_data("addresses/012025_hakodate.csv")) == 207);
 	CHECK(publish("facility", path, NULL, good) == 3);
-	const char *bad = write_tmp("bad.csv", "ID,名称,市区町村コード,町丁目\n"
+	const char *bad = tu_write(tmpdir, "bad.csv", "ID,名称,市区町村コード,町丁目\n"
 				    "f1,市役所,012025,東雲町\nf2,駅,012025,若松町九丁目\n"
 				    "f4,港,011002,東雲町\n");
 	CHECK_RC(publish_full("facility", path, NULL, NULL, bad, &res), MU_E_SCHEMA);
@@ -594,7 +508,7 @@ static void test_foreign_keys(void)
 	publish_result_fini(&res);
 	/* a reference to one publisher's dataset */
 	snprintf(schema, sizeof(schema), facility_schema, "011002/address");
-	snprintf(path, sizeof(path), "%s", write_tmp("facility2.json", schema));
+	snprintf(path, sizeof(path), "%s", tu_write(tmpdir, "facility2.json", schema));
 	CHECK_RC(publish_full("facility2", path, NULL, NULL, good, &res), MU_E_SCHEMA);
 	CHECK(res.nkept > 0 && strstr(res.errors[0].message, "011002/address") != NULL);
 	publish_result_fini(&res);

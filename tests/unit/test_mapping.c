@@ -21,73 +21,18 @@
 #include "schema.h"
 #include "sig.h"
 #include "store.h"
+#include "testutil.h"
 
-static char tmpdir[256];
+static char tmpdir[TU_DIR_MAX];
 static struct store *st;
 static struct sig_key *key;
-
-static int init_meta(struct store_txn *t, void *ctx)
-{
-	uint8_t raw[32];
-	int rc;
-
-	if ((rc = sig_key_raw_public(key, raw)) < 0 ||
-	    (rc = store_meta_put(t, "member", ctx, strlen(ctx))) < 0)
-		return rc;
-	return store_meta_put(t, "signing_pub", raw, 32);
-}
-
-static void node_drop(void)
-{
-	char cmd[300];
-
-	store_close(&st);
-	sig_key_destroy(&key);
-	if (tmpdir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		CHECK(system(cmd) == 0);
-		tmpdir[0] = '\0';
-	}
-}
-
-static void node_new(const char *member)
-{
-	char path[512];
-
-	node_drop();
-	strcpy(tmpdir, "/tmp/mu-mapping-XXXXXX");
-	REQUIRE(mkdtemp(tmpdir) != NULL);
-	snprintf(path, sizeof(path), "%s/keys", tmpdir);
-	CHECK_OK(sig_keygen_dir(path));
-	snprintf(path, sizeof(path), "%s/keys/signing.pem", tmpdir);
-	CHECK_OK(sig_key_load_private(path, &key));
-	CHECK_OK(store_open(tmpdir, STORE_CREATE, &st));
-	CHECK_OK(store_write(st, init_meta, (void *)member));
-}
-
-static const char *data(const char *rel)
-{
-	static char buf[4][512];
-	static int i;
-
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", MU_TEST_DATA, rel);
-	return buf[i];
-}
 
 static int publish(const char *dataset, const char *schema, const char *mapping, const char *path,
 		   struct publish_result *res)
 {
 	struct publish_opts o = { .dataset = dataset, .schema_spec = schema,
 				  .mapping_spec = mapping, .path = path };
-	int rc = publish_csv(st, key, &o, res);
-
-	if (rc < 0 && getenv("MU_VERBOSE"))
-		for (size_t e = 0; e < res->nkept; e++)
-			fprintf(stderr, "  %s line %llu col %u: %s\n", dataset,
-				(unsigned long long)res->errors[e].line, res->errors[e].column,
-				res->errors[e].message);
-	return rc;
+	return tu_publish(st, key, &o, res);
 }
 
 /* Some error of res mentions every one of the texts (NULL-terminated). */
@@ -443,16 +388,16 @@ static void test_real_layouts_publish(void)
 	uint8_t sha[32];
 	char v[256], src[256];
 
-	node_new("222127");
+	CHECK_OK(tu_node_new(tmpdir, "mapping", "222127", &st, &key));
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		CHECK_OK(publish(files[i].dataset, files[i].schema, files[i].mapping,
-				 data(files[i].file), &res));
+				 tu_data(files[i].file), &res));
 		CHECK(res.rows == files[i].rows && res.added == files[i].rows);
 		CHECK(res.has_mapping);
 		publish_result_fini(&res);
 		/* the same file again appends nothing */
 		CHECK_OK(publish(files[i].dataset, files[i].schema, files[i].mapping,
-				 data(files[i].file), &res));
+				 tu_data(files[i].file), &res));
 		CHECK(res.unchanged == files[i].rows && res.batches == 0);
 		publish_result_fini(&res);
 	}
@@ -466,35 +411,26 @@ static void test_real_layouts_publish(void)
 	mapping_destroy(&m);
 	CHECK_OK(row_value("222127/evacuation_space", "1", "災害種別_洪水", v, sizeof(v), NULL));
 	CHECK_STREQ(v, "");
-	CHECK(source_cell(data("evacuation_sites/222127_yaizu.csv"), 1, "31", 1, src, sizeof(src)));
+	CHECK(source_cell(tu_data("evacuation_sites/222127_yaizu.csv"), 1, "31", 1, src, sizeof(src)));
 	CHECK_OK(row_value("222127/evacuation_space", "31", "名称", v, sizeof(v), NULL));
 	CHECK_STREQ(v, src);
-	CHECK(source_cell(data("evacuation_sites/222127_yaizu.csv"), 1, "31", 6, src, sizeof(src)));
+	CHECK(source_cell(tu_data("evacuation_sites/222127_yaizu.csv"), 1, "31", 6, src, sizeof(src)));
 	CHECK_OK(row_value("222127/evacuation_space", "31", "経度", v, sizeof(v), NULL));
 	CHECK(strtod(v, NULL) == strtod(src, NULL));
-	/* child care: the look-alike header column holds its values */
-	CHECK_OK(row_value("222127/child_care_facility", "0013010001",
-			   "都道府県コード又は市区町村コード", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "222127");
-	/* the raw COVID file: full-width No., trailing NBSP and newlines gone */
-	CHECK_OK(row_value("222127/patients_raw", "1", "居住地", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "中国 （武漢市）");
-	CHECK_OK(row_value("222127/patients_raw", "106", "年代", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "50代");
-	CHECK_OK(row_value("222127/patients_raw", "108", "性別", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "女性");
-	CHECK_OK(row_value("222127/patients_raw", "2", "濃厚接触者の状況", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "札幌市公表中");
-	CHECK_OK(row_value("222127/patients_raw", "3", "周囲の状況", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "No.5");
-	CHECK_OK(row_value("222127/patients_raw", "3", "リリース日", v, sizeof(v), NULL));
-	CHECK_STREQ(v, "2020-02-18T00:00:00+09:00");
-
-	/* 陽性患者属性 (covid19_patients@2): the date of リリース日, the
-	 * 項目定義書's words, blanks for 非公表, no 市区町村名 for a prefecture */
 	static const struct {
 		const char *dataset, *pk, *field, *want;
 	} std[] = {
+		/* child care: the look-alike header column holds its values */
+		{ "child_care_facility", "0013010001", "都道府県コード又は市区町村コード", "222127" },
+		/* the raw COVID file: full-width No., trailing NBSP and newlines gone */
+		{ "patients_raw", "1", "居住地", "中国 （武漢市）" },
+		{ "patients_raw", "106", "年代", "50代" },
+		{ "patients_raw", "108", "性別", "女性" },
+		{ "patients_raw", "2", "濃厚接触者の状況", "札幌市公表中" },
+		{ "patients_raw", "3", "周囲の状況", "No.5" },
+		{ "patients_raw", "3", "リリース日", "2020-02-18T00:00:00+09:00" },
+		/* 陽性患者属性 (covid19_patients@2): the date of リリース日, the
+		 * 項目定義書's words, blanks for 非公表, no 市区町村名 for a prefecture */
 		{ "patients_std", "1", "公表_年月日", "2020-01-28" },
 		{ "patients_std", "1", "患者_居住地", "中国武漢市" },
 		{ "patients_std", "1", "患者_職業", "" },          /* － */
@@ -550,9 +486,9 @@ static void test_layouts_missing_required_columns(void)
 	struct publish_result res;
 	char v[256], src[256];
 
-	node_new("372013");
+	CHECK_OK(tu_node_new(tmpdir, "mapping", "372013", &st, &key));
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		CHECK_RC(publish("x", files[i].spec, files[i].mapping, data(files[i].file), &res),
+		CHECK_RC(publish("x", files[i].spec, files[i].mapping, tu_data(files[i].file), &res),
 			 MU_E_SCHEMA);
 		for (size_t k = 0; k < files[i].nmissing; k++) {
 			const char *want[] = { files[i].missing[k], "required", files[i].mapping,
@@ -566,7 +502,7 @@ static void test_layouts_missing_required_columns(void)
 	 * is reported at its line and its column in the file (4). */
 	struct publish_opts all = { .dataset = "x", .schema_spec = "aed@1",
 				    .mapping_spec = "takamatsu-linkdata-to-aed",
-				    .path = data(files[2].file), .max_errors = 1000 };
+				    .path = tu_data(files[2].file), .max_errors = 1000 };
 	CHECK_RC(publish_csv(st, key, &all, &res), MU_E_SCHEMA);
 	CHECK(res.nerrors == 1 + 134);
 	size_t at_col4 = 0;
@@ -586,8 +522,8 @@ static void test_layouts_missing_required_columns(void)
 		char file[128], ds[32];
 		snprintf(file, sizeof(file), "evacuation_sites/%s_gsi.csv", gsi[i]);
 		snprintf(ds, sizeof(ds), "evac_%.6s", gsi[i]);
-		CHECK_OK(publish(ds, NULL, "gsi-to-evacuation_space", data(file), &res));
-		CHECK(res.rows == source_rows(data(file), 1) && res.added == res.rows && res.rows > 0);
+		CHECK_OK(publish(ds, NULL, "gsi-to-evacuation_space", tu_data(file), &res));
+		CHECK(res.rows == source_rows(tu_data(file), 1) && res.added == res.rows && res.rows > 0);
 		total += res.rows;
 		publish_result_fini(&res);
 	}
@@ -595,7 +531,7 @@ static void test_layouts_missing_required_columns(void)
 	dataset_schema("372013/evac_011002", v, sizeof(v));
 	CHECK_STREQ(v, "evacuation_space@2");
 	/* Sapporo's first site: 共通ID is the key, flags carried over. */
-	CHECK(source_cell(data("evacuation_sites/011002_sapporo_gsi.csv"), 1, "011002", 4, src,
+	CHECK(source_cell(tu_data("evacuation_sites/011002_sapporo_gsi.csv"), 1, "011002", 4, src,
 			  sizeof(src)));
 	CHECK_OK(row_value("372013/evac_011002", "E0110000001202", "名称", v, sizeof(v), NULL));
 	CHECK_STREQ(v, src);
@@ -613,8 +549,8 @@ static void test_layouts_missing_required_columns(void)
 	/* Takamatsu evacuation: 193 rows; the lat,lon cell split; ○ is 1,
 	 * △ and × blank; a telephone number of "-" blank. */
 	CHECK_OK(publish("evac", NULL, "takamatsu-linkdata-to-evacuation_space",
-			 data(files[1].file), &res));
-	CHECK(res.rows == 193 && res.added == 193 && source_rows(data(files[1].file), 9) == 193);
+			 tu_data(files[1].file), &res));
+	CHECK(res.rows == 193 && res.added == 193 && source_rows(tu_data(files[1].file), 9) == 193);
 	publish_result_fini(&res);
 	CHECK_OK(row_value("372013/evac", "1", "緯度", v, sizeof(v), NULL));
 	CHECK_STREQ(v, "34.34753333");
@@ -626,13 +562,13 @@ static void test_layouts_missing_required_columns(void)
 	CHECK_STREQ(v, "");   /* △ in the file */
 	CHECK_OK(row_value("372013/evac", "1", "市区町村コード", v, sizeof(v), NULL));
 	CHECK_STREQ(v, "372013");
-	CHECK(source_cell(data(files[1].file), 9, "193", 1, src, sizeof(src)));
+	CHECK(source_cell(tu_data(files[1].file), 9, "193", 1, src, sizeof(src)));
 	CHECK_OK(row_value("372013/evac", "193", "名称", v, sizeof(v), NULL));
 	CHECK_STREQ(v, src);
 
 	/* Takamatsu AED: 514 rows, full-width digits of addresses folded. */
-	CHECK_OK(publish("aed", NULL, "takamatsu-linkdata-to-aed", data(files[2].file), &res));
-	CHECK(res.rows == 514 && res.added == 514 && source_rows(data(files[2].file), 9) == 514);
+	CHECK_OK(publish("aed", NULL, "takamatsu-linkdata-to-aed", tu_data(files[2].file), &res));
+	CHECK(res.rows == 514 && res.added == 514 && source_rows(tu_data(files[2].file), 9) == 514);
 	dataset_schema("372013/aed", v, sizeof(v));
 	CHECK_STREQ(v, "aed@2");
 	publish_result_fini(&res);
@@ -642,7 +578,7 @@ static void test_layouts_missing_required_columns(void)
 	CHECK_STREQ(v, "34.35215833");
 	CHECK_OK(row_value("372013/aed", "1", "都道府県コード又は市区町村コード", v, sizeof(v), NULL));
 	CHECK_STREQ(v, "372013");
-	CHECK(source_cell(data(files[2].file), 9, "514", 1, src, sizeof(src)));
+	CHECK(source_cell(tu_data(files[2].file), 9, "514", 1, src, sizeof(src)));
 	CHECK_OK(row_value("372013/aed", "514", "名称", v, sizeof(v), NULL));
 	CHECK_STREQ(v, src);
 	/* 設置位置 (column 4): empty in the file exactly where NULL here */
@@ -650,7 +586,7 @@ static void test_layouts_missing_required_columns(void)
 	for (unsigned no = 1; no <= 520; no++) {   /* the file's NOs, with gaps */
 		char pk[16];
 		snprintf(pk, sizeof(pk), "%u", no);
-		if (!source_cell(data(files[2].file), 9, pk, 3, src, sizeof(src)))
+		if (!source_cell(tu_data(files[2].file), 9, pk, 3, src, sizeof(src)))
 			continue;
 		seen++;
 		CHECK_OK(row_value("372013/aed", pk, "設置位置", v, sizeof(v), NULL));
@@ -660,7 +596,7 @@ static void test_layouts_missing_required_columns(void)
 	CHECK(empty == 134 && seen == 514);
 	CHECK_OK(row_value("372013/aed", "2", "設置位置", v, sizeof(v), NULL));
 	CHECK_STREQ(v, "1階ロビー");   /* １階ロビー in the file */
-	node_drop();
+	CHECK_OK(tu_node_drop(tmpdir, &st, &key));
 }
 
 CHECK_TESTS = {

@@ -31,7 +31,6 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <ftw.h>
 #include <malloc.h>
 #include <regex.h>
 #include <stdint.h>
@@ -50,6 +49,7 @@
 #include "publish.h"
 #include "sig.h"
 #include "store.h"
+#include "testutil.h"
 #include "verify.h"
 
 #ifdef MU_OOM_SANITIZED
@@ -315,7 +315,7 @@ void regfree(regex_t *re)
 
 static struct sig_key *key;
 static uint8_t key_raw[SIG_PUBKEY_LEN];
-static char keydir[256];
+static char keydir[TU_DIR_MAX];
 
 static int init_meta(struct store_txn *t, void *ctx)
 {
@@ -330,31 +330,20 @@ static int init_meta(struct store_txn *t, void *ctx)
  * the publisher's holding CSV already. */
 enum { STORE_REPLICA, STORE_PUBLISHER, STORE_PUBLISHED };
 
-static int store_new(char *dir, size_t cap, int kind, struct store **st)
+static int store_new(char dir[TU_DIR_MAX], int kind, struct store **st)
 {
 	struct publish_opts o = { .dataset = DATASET, .schema_spec = SCHEMA, .path = CSV };
 	struct publish_result res;
 	int rc;
 
-	snprintf(dir, cap, "/tmp/mu-oom-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		return -errno;
+	if ((rc = tu_tmpdir(dir, "oom")) < 0)
+		return rc;
 	if ((rc = store_open(dir, STORE_CREATE | STORE_NOSYNC, st)) < 0 || kind == STORE_REPLICA ||
 	    (rc = store_write(*st, init_meta, NULL)) < 0 || kind == STORE_PUBLISHER)
 		return rc;
 	rc = publish_csv(*st, key, &o, &res);
 	publish_result_fini(&res);
 	return rc;
-}
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void store_drop(char *dir)
-{
-	nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Heads in the replica are the publisher's: the test key signs them all. */
@@ -382,17 +371,11 @@ static void cleanup(void);
 
 static void setup(void)
 {
-	char path[512];
-
 	if (key != NULL)
 		return;
-	snprintf(keydir, sizeof(keydir), "/tmp/mu-oom-key-XXXXXX");
-	REQUIRE(mkdtemp(keydir) != NULL);
+	REQUIRE(tu_tmpdir(keydir, "oom-key") == 0);
 	atexit(cleanup);
-	snprintf(path, sizeof(path), "%s/keys", keydir);
-	CHECK_OK(sig_keygen_dir(path));
-	snprintf(path, sizeof(path), "%s/keys/signing.pem", keydir);
-	CHECK_OK(sig_key_load_private(path, &key));
+	CHECK_OK(tu_key_new(keydir, "keys", &key, NULL));
 	REQUIRE(key != NULL);
 	CHECK_OK(sig_key_raw_public(key, key_raw));
 	json_set_alloc_funcs(json_alloc, json_release);
@@ -480,7 +463,7 @@ struct oom_run {
 static void run_once(oom_op op, int kind, verify_key_fn keyfn, long n, struct oom_run *r)
 {
 	struct store *st = NULL;
-	char dir[256];
+	char dir[TU_DIR_MAX];
 	long live0;
 	int fds0, rc;
 
@@ -490,10 +473,10 @@ static void run_once(oom_op op, int kind, verify_key_fn keyfn, long n, struct oo
 	OPENSSL_thread_stop();
 	fds0 = open_fds();
 	live0 = oom_live;
-	if ((rc = store_new(dir, sizeof(dir), kind, &st)) < 0) {
+	if ((rc = store_new(dir, kind, &st)) < 0) {
 		fprintf(stderr, "cannot make a store under /tmp: %s\n", mu_strerror(rc));
 		check_failures++;
-		store_drop(dir);
+		tu_rmrf(dir);
 		return;
 	}
 	oom_calls = 0;
@@ -509,7 +492,7 @@ static void run_once(oom_op op, int kind, verify_key_fn keyfn, long n, struct oo
 	r->leaked = oom_live - live0;
 	r->fds = open_fds() - fds0;
 	r->whole = check_store(dir, keyfn, n);
-	store_drop(dir);
+	tu_rmrf(dir);
 }
 
 /* Run op with every allocation refused in turn; returns how many n. */
@@ -702,9 +685,9 @@ static void make_batch(void)
 	const uint8_t *buf;
 	size_t len;
 	uint64_t size = 0;
-	char dir[256];
+	char dir[TU_DIR_MAX];
 
-	REQUIRE(store_new(dir, sizeof(dir), 1, &st) == 0);
+	REQUIRE(store_new(dir, 1, &st) == 0);
 	CHECK_OK(publish_csv(st, key, &o, &res));
 	publish_result_fini(&res);
 	REQUIRE(store_read_begin(st, &t) == 0);
@@ -724,7 +707,7 @@ static void make_batch(void)
 	store_dataset_fini(&ds);
 	store_read_end(&t);
 	store_close(&st);
-	store_drop(dir);
+	tu_rmrf(dir);
 	CHECK(batch.nheads == 3);   /* at 8, 16 and 17 entries */
 }
 
@@ -774,8 +757,7 @@ static void cleanup(void)
 	for (size_t i = 0; i < batch.nheads; i++)
 		free(batch.heads[i]);
 	sig_key_destroy(&key);
-	if (keydir[0] != '\0')
-		store_drop(keydir);
+	tu_rmrf(keydir);
 }
 
 CHECK_TESTS = {

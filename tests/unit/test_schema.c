@@ -513,10 +513,12 @@ static const struct conv_case conv_cases[] = {
 	{ GEO, "34.86,138.32,1", "\"34.86,138.32,1\" is not a geopoint (lat,lon)", 0 },
 };
 
-static void test_types(void)
+/* Each case converts to its canonical text, or is refused with its reason
+ * (a NULL reason: any "is not a ..."). */
+static void check_conversions(const char *what, const struct conv_case *cases, size_t n)
 {
-	for (size_t i = 0; i < sizeof(conv_cases) / sizeof(conv_cases[0]); i++) {
-		const struct conv_case *c = &conv_cases[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct conv_case *c = &cases[i];
 		struct schema *s = mk(c->field);
 		struct mu_value v;
 		char why[512] = "", text[128];
@@ -526,14 +528,14 @@ static void test_types(void)
 		rc = schema_convert(&s->fields[0], c->in, strlen(c->in), &v, why, sizeof(why));
 		if (c->ok) {
 			if (rc != 0)
-				fprintf(stderr, "case %zu: \"%s\" refused: %s\n", i, c->in, why);
+				fprintf(stderr, "%s %zu: \"%s\" refused: %s\n", what, i, c->in, why);
 			CHECK_OK(rc);
 			schema_format(&v, text, sizeof(text));
 			CHECK_STREQ(text, c->want);
 		} else {
 			CHECK_RC(rc, MU_E_SCHEMA);
 			if (rc == 0)
-				fprintf(stderr, "case %zu: \"%s\" accepted\n", i, c->in);
+				fprintf(stderr, "%s %zu: \"%s\" accepted\n", what, i, c->in);
 			if (c->want != NULL)
 				CHECK_STREQ(why, c->want);
 			else
@@ -541,6 +543,11 @@ static void test_types(void)
 		}
 		schema_destroy(&s);
 	}
+}
+
+static void test_types(void)
+{
+	check_conversions("case", conv_cases, sizeof(conv_cases) / sizeof(conv_cases[0]));
 }
 
 static void test_value_kinds(void)
@@ -638,27 +645,8 @@ static const struct conv_case constraint_cases[] = {
 
 static void test_constraints(void)
 {
-	for (size_t i = 0; i < sizeof(constraint_cases) / sizeof(constraint_cases[0]); i++) {
-		const struct conv_case *c = &constraint_cases[i];
-		struct schema *s = mk(c->field);
-		struct mu_value v;
-		char why[512] = "", text[128];
-		int rc;
-
-		REQUIRE(s != NULL);
-		rc = schema_convert(&s->fields[0], c->in, strlen(c->in), &v, why, sizeof(why));
-		if (c->ok) {
-			if (rc != 0)
-				fprintf(stderr, "constraint case %zu: refused: %s\n", i, why);
-			CHECK_OK(rc);
-			schema_format(&v, text, sizeof(text));
-			CHECK_STREQ(text, c->want);
-		} else {
-			CHECK_RC(rc, MU_E_SCHEMA);
-			CHECK_STREQ(why, c->want);
-		}
-		schema_destroy(&s);
-	}
+	check_conversions("constraint case", constraint_cases,
+			  sizeof(constraint_cases) / sizeof(constraint_cases[0]));
 }
 
 static void test_long_value_quoted(void)

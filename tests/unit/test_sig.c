@@ -3,7 +3,6 @@
  * stock `openssl` verifies, rejection of every kind of tampering and wrong
  * key file, and the Wycheproof Ed25519 vectors.
  */
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,39 +20,26 @@
 
 #include "check.h"
 #include "sig.h"
+#include "testutil.h"
 
 #define MSG "tree head: 011002/evacuation_sites size 42"
 
-static char tmp_root[] = "/tmp/test_sig.XXXXXX";
-static int tmp_made;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
+static char tmp_root[TU_DIR_MAX];
 
 static void rm_tmp_root(void)
 {
-	nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmrf(tmp_root);
 }
 
 /* A path under this run's temp directory, which is removed at exit. */
 static const char *tmp_path(const char *name)
 {
-	static char buf[4][512];
-	static int next;
-	char *p = buf[next++ % 4];
-
-	if (!tmp_made) {
-		if (mkdtemp(tmp_root) == NULL) {
-			perror("mkdtemp");
+	if (tmp_root[0] == '\0') {
+		if (tu_tmpdir(tmp_root, "sig") < 0)
 			exit(1);
-		}
-		tmp_made = 1;
 		atexit(rm_tmp_root);
 	}
-	snprintf(p, sizeof(buf[0]), "%s/%s", tmp_root, name);
-	return p;
+	return tu_path(tmp_root, name);
 }
 
 /* Run a shell command; its exit status, or -1 if it did not exit. */

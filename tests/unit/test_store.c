@@ -9,19 +9,14 @@
 #include "mu_err.h"
 #include "rec.h"
 #include "store.h"
+#include "testutil.h"
 
-static char tmpdir[256];
+static char tmpdir[TU_DIR_MAX];
 
 static void fresh_dir(void)
 {
-	char cmd[300];
-
-	if (tmpdir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-		CHECK(system(cmd) == 0);
-	}
-	strcpy(tmpdir, "/tmp/mu-store-XXXXXX");
-	CHECK(mkdtemp(tmpdir) != NULL);
+	CHECK_OK(tu_rmrf(tmpdir));
+	CHECK_OK(tu_tmpdir(tmpdir, "store"));
 }
 
 static int put_member(struct store_txn *t, void *ctx)
@@ -495,13 +490,7 @@ static void test_map_grows(void)
 
 static void cleanup(void)
 {
-	char cmd[300];
-
-	if (tmpdir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-		CHECK(system(cmd) == 0);
-		tmpdir[0] = '\0';
-	}
+	CHECK_OK(tu_rmrf(tmpdir));
 }
 
 CHECK_TESTS = {

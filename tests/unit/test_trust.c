@@ -17,13 +17,14 @@
 #include "rec.h"
 #include "sig.h"
 #include "store.h"
+#include "testutil.h"
 #include "trust.h"
 #include "trust.pb-c.h"
 #include "util.h"
 
 #define HOUR ((int64_t)3600 * 1000000)
 
-static char tmpdir[256];
+static char tmpdir[TU_DIR_MAX];
 static struct store *st;
 static int64_t t0;   /* a whole second, a day ago: every time below is relative */
 
@@ -37,39 +38,12 @@ static void cleanup(void);
 
 static void setup(void)
 {
-	char path[512];
-
 	if (tmpdir[0] != '\0')
 		return;
-	strcpy(tmpdir, "/tmp/mu-trust-XXXXXX");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
+	if (tu_tmpdir(tmpdir, "trust") < 0 || tu_keys_new(tmpdir, NKEYS, keys, transport) < 0)
 		exit(1);
-	}
-	for (int i = 0; i < NKEYS; i++) {
-		snprintf(path, sizeof(path), "%s/k%d", tmpdir, i);
-		if (sig_keygen_dir(path) < 0)
-			exit(1);
-		snprintf(path, sizeof(path), "%s/k%d/signing.pem", tmpdir, i);
-		if (sig_key_load_private(path, &keys[i]) < 0)
-			exit(1);
-		snprintf(path, sizeof(path), "%s/k%d/transport.pub.pem", tmpdir, i);
-		if (sig_transport_load_public(path, transport[i]) < 0)
-			exit(1);
-	}
-	t0 = (mu_now_us() / 1000000 - 86400) * 1000000;
+	t0 = tu_day_ago_us();
 	atexit(cleanup);
-}
-
-static int init_meta(struct store_txn *t, void *ctx)
-{
-	uint8_t raw[32];
-	int rc;
-
-	if ((rc = sig_key_raw_public(keys[SAPPORO], raw)) < 0 ||
-	    (rc = store_meta_put(t, "member", "011002", 6)) < 0)
-		return rc;
-	return store_meta_put(t, "signing_pub", raw, 32);
 }
 
 /* A fresh node store for member 011002 (the SAPPORO key). */
@@ -81,7 +55,7 @@ static void node_new(void)
 	setup();
 	store_close(&st);
 	snprintf(path, sizeof(path), "%s/node%d", tmpdir, n++);
-	if (store_open(path, STORE_CREATE, &st) < 0 || store_write(st, init_meta, NULL) < 0)
+	if (store_open(path, STORE_CREATE, &st) < 0 || tu_node_meta(st, "011002", keys[SAPPORO]) < 0)
 		exit(1);
 }
 
@@ -103,21 +77,7 @@ static void list_new(struct trust_signed *s, uint64_t version, const int *anchor
 static struct trust_member *member_add(struct trust_signed *s, const char *id, int key,
 				       const char *role)
 {
-	struct trust_member *m;
-
-	s->list.members = realloc(s->list.members, (s->list.nmembers + 1) * sizeof(*m));
-	m = &s->list.members[s->list.nmembers++];
-	memset(m, 0, sizeof(*m));
-	m->id = strdup(id);
-	m->name = strdup(id);
-	m->endpoint = strdup("tcp://127.0.0.1:7101");
-	m->revoked_reason = strdup("");
-	sig_key_raw_public(keys[key], m->signing_key);
-	memcpy(m->transport_key, transport[key], 32);
-	m->roles = calloc(1, sizeof(char *));
-	m->roles[0] = strdup(role);
-	m->nroles = 1;
-	return m;
+	return tu_member_add(s, id, id, "tcp://127.0.0.1:7101", keys[key], transport[key], role);
 }
 
 /* Move member id's signing key to the retired keys and give it key. */
@@ -815,18 +775,12 @@ static void test_times(void)
 
 static void cleanup(void)
 {
-	char cmd[300];
-
 	store_close(&st);
 	for (int i = 0; i < NKEYS; i++)
 		sig_key_destroy(&keys[i]);
 	for (int i = 0; i < 4; i++)
 		rec_buf_fini(&bufs[i]);
-	if (tmpdir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdir);
-	}
+	tu_rmrf(tmpdir);
 }
 
 CHECK_TESTS = {
