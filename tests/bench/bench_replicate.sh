@@ -11,7 +11,7 @@
 # Binaries: $MUSUBI, $MUSUBID, $GENCSV, $BASELINE, by default under $BUILD
 # (build/). Environment:
 #   SETTINGS="W:BYTES ..."  musubid window and batch-bytes pairs to try
-#                           (default "8:1048576 32:1048576 32:4194304")
+#                           (default "8:1048576 16:1048576 32:1048576 32:4194304")
 #   REPEAT=N                rounds of the baseline and every setting (interleaved);
 #                           the best run of each counts (default 1)
 #   PUBLISHES=N             small publishes for the latency (default 100)
@@ -21,7 +21,7 @@
 set -eu
 
 ENTRIES=${1:-1000000}
-SETTINGS=${SETTINGS:-"8:1048576 32:1048576 32:4194304"}
+SETTINGS=${SETTINGS:-"8:1048576 16:1048576 32:1048576 32:4194304"}
 REPEAT=${REPEAT:-1}
 PUBLISHES=${PUBLISHES:-100}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
