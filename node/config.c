@@ -21,6 +21,7 @@ void config_defaults(struct node_config *c)
 	c->request_timeout_ms = 10000;
 	c->log_level = LOG_INFO;
 	c->max_queries = 4;
+	c->query_memory = (size_t)512 << 20;
 	c->max_connections = 256;
 }
 
@@ -147,6 +148,13 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 		if (parse_size(value, &sz) < 0 || (sz != 0 && sz < (1u << 20)))
 			goto bad;
 		c->map_max = sz;
+		return 0;
+	}
+	if (!strcmp(key, "query-memory")) {
+		size_t sz;
+		if (parse_size(value, &sz) < 0 || sz < (8u << 20))
+			goto bad;
+		c->query_memory = sz;
 		return 0;
 	}
 	if (!strcmp(key, "max-queries")) {

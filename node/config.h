@@ -27,6 +27,7 @@ struct node_config {
 	char *metrics;         /* host:port of the metrics HTTP listener, or NULL */
 	size_t map_max;        /* the store's largest map in bytes; 0: STORE_MAP_MAX */
 	int max_queries;       /* federated queries running or waiting at once */
+	size_t query_memory;   /* SQLite's heap across every query the node runs or serves */
 	int max_connections;   /* peers and clients connected at once */
 };
 

@@ -1803,7 +1803,10 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 			fq->nmembers = 0;
 		store_read_end(&t);
 	}
+	/* Sorting and grouping stay in memory, under query-memory, rather
+	 * than spilling to temporary files without bound. */
 	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_create_module_v2(db, "fed", &fed_module, fq, NULL) != SQLITE_OK) {
 		snprintf(why, whylen, "cannot set up SQLite");
 		ret = MU_E_STORE;
@@ -1904,9 +1907,13 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		snprintf(why, whylen, "%s", rc == SQLITE_INTERRUPT ? "the query ran past its time limit"
-			 : sqlite3_errmsg(db));
-		ret = rc == SQLITE_INTERRUPT ? MU_E_TIMEOUT : MU_E_USAGE;
+		if (rc == SQLITE_NOMEM)
+			snprintf(why, whylen, "query exceeded the node's query memory (query-memory %zu "
+				 "bytes)", fq->n->cfg->query_memory);
+		else
+			snprintf(why, whylen, "%s", rc == SQLITE_INTERRUPT ?
+				 "the query ran past its time limit" : sqlite3_errmsg(db));
+		ret = rc == SQLITE_INTERRUPT ? MU_E_TIMEOUT : rc == SQLITE_NOMEM ? MU_E_TOOBIG : MU_E_USAGE;
 		goto out;
 	}
 	res->rows = calloc(nrows ? nrows : 1, sizeof(*res->rows));
@@ -2086,6 +2093,9 @@ int fedq_start(struct node *n)
 	if (w == NULL)
 		return -ENOMEM;
 	w->n = n;
+	/* One bound on SQLite's memory for every query this node runs or
+	 * serves: a hard heap limit is process-wide, and only SQLite uses it. */
+	sqlite3_hard_heap_limit64((sqlite3_int64)n->cfg->query_memory);
 	if ((n->qsock = zmq_socket(n->zctx, ZMQ_PAIR)) == NULL || zmq_bind(n->qsock, QUERY_ENDPOINT) != 0 ||
 	    (w->sock = zmq_socket(n->zctx, ZMQ_PAIR)) == NULL || zmq_connect(w->sock, QUERY_ENDPOINT) != 0) {
 		free(w);

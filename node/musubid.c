@@ -21,7 +21,7 @@ static const char usage[] =
 	"               [--pub ENDPOINT] [--replicate PATTERN]... [--anonymous yes|no]\n"
 	"               [--sync-interval-ms N] [--window N] [--log-level LEVEL]\n"
 	"               [--metrics HOST:PORT] [--map-max SIZE] [--max-queries N]\n"
-	"               [--max-connections N]\n\n"
+	"               [--max-connections N] [--query-memory SIZE]\n\n"
 	"Run a musubi node: serve this municipality's signed logs and replicate other\n"
 	"members' logs over ZeroMQ (CURVE-encrypted, members checked against the trust\n"
 	"list). Flags override the config file; deploy/musubid.conf explains each setting.\n\n"
@@ -40,7 +40,9 @@ static const char usage[] =
 	"                         e.g. 127.0.0.1:9108 (no key: keep it on loopback)\n"
 	"  --map-max SIZE         the store never grows past SIZE (e.g. 64G; default 1T)\n"
 	"  --max-queries N        federated queries running or waiting at once (default 4)\n"
-	"  --max-connections N    peers and clients connected at once (default 256)\n";
+	"  --max-connections N    peers and clients connected at once (default 256)\n"
+	"  --query-memory SIZE    SQLite memory for all queries the node runs or serves\n"
+	"                         (default 512M; at least 8M)\n";
 
 static void on_signal(int sig)
 {
@@ -65,6 +67,7 @@ int main(int argc, char **argv)
 		{ "map-max", required_argument, NULL, 'M' },
 		{ "max-queries", required_argument, NULL, 'Q' },
 		{ "max-connections", required_argument, NULL, 'C' },
+		{ "query-memory", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -74,6 +77,7 @@ int main(int argc, char **argv)
 		['r'] = "replicate", ['a'] = "anonymous", ['s'] = "sync-interval-ms",
 		['w'] = "window", ['L'] = "log-level", ['m'] = "metrics",
 		['M'] = "map-max", ['Q'] = "max-queries", ['C'] = "max-connections",
+		['q'] = "query-memory",
 	};
 	struct node_config cfg;
 	struct sigaction sa;

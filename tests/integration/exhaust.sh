@@ -210,5 +210,25 @@ until "$MUSUBI" status --node "$BEP" --dir "$BDIR" --timeout 2000 >/dev/null 2>&
 	sleep 0.2
 done
 
+# --- A query that needs more memory than the node gives queries ------------
+# B with --query-memory 16M: a DISTINCT over about 60 MB stops with a message that
+# names the bound; the node goes on, and the next query is answered.
+fed_stop_all
+FED_EXTRA="--query-memory 16M" fed_start $B
+BIG="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)
+SELECT count(DISTINCT hex(randomblob(100))) FROM c"
+set +e
+"$MUSUBI" query --node "$BEP" --dir "$BDIR" --local --format csv --timeout 60000 "$BIG" \
+	>"$WORK/out" 2>"$WORK/err"
+rc=$?
+set -e
+[ $rc -ne 0 ] || fail "a query over query-memory succeeded"
+expect_in "$WORK/err" "query exceeded the node's query memory (query-memory 16777216 bytes)"
+expect_status 0 "$MUSUBI" query --node "$BEP" --dir "$BDIR" --local --format csv \
+	"SELECT count(*) AS n FROM evacuation_sites"
+expect_in "$WORK/out" "348"
+expect_status 2 "$MUSUBID" --dir "$BDIR" --listen tcp://127.0.0.1:1 --query-memory 1M
+expect_in "$WORK/err" "query-memory"
+
 fed_stop_all
 finish
