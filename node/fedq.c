@@ -151,17 +151,6 @@ static void bind_value(sqlite3_stmt *st, int i, const Musubi__Value *v)
 	}
 }
 
-static int has_column(sqlite3 *db, const char *table, const char *column)
-{
-	char *sql = sqlite3_mprintf("SELECT \"%w\" FROM \"%w\" LIMIT 0", column, table);
-	sqlite3_stmt *st = NULL;
-	int ok = sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
-
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
-	return ok;
-}
-
 /* Append " FROM table WHERE _publisher = ?1 AND <constraints as ?2...>"
  * (a column this publisher's table lacks reads as NULL). */
 static int append_from_where(struct qry *q, const Musubi__Scan *s, char **sql, size_t *len,
@@ -178,7 +167,7 @@ static int append_from_where(struct qry *q, const Musubi__Scan *s, char **sql, s
 		char buf[32];
 		append(sql, len, cap, " AND ");
 		if (strcmp(s->constraints[i]->column, "_publisher") != 0 &&
-		    !has_column(qry_db(q), s->table, s->constraints[i]->column))
+		    !qry_has_column(q, s->table, s->constraints[i]->column))
 			append(sql, len, cap, "NULL");
 		else
 			quote_ident(sql, len, cap, s->constraints[i]->column);
@@ -186,6 +175,22 @@ static int append_from_where(struct qry *q, const Musubi__Scan *s, char **sql, s
 		append(sql, len, cap, buf);
 	}
 	return *sql == NULL ? -ENOMEM : 0;
+}
+
+/* Room for one more row in out->rows (*cap: its allocated length). The
+ * array grows with the rows, so that a scan of a few rows does not
+ * allocate (and clear) room for a whole page. */
+static int grow_rows(Musubi__ScanRows *out, size_t *cap)
+{
+	if (out->n_rows < *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 64;
+	ProtobufCBinaryData *g = realloc(out->rows, n * sizeof(*g));
+	if (g == NULL)
+		return -ENOMEM;
+	out->rows = g;
+	*cap = n;
+	return 0;
 }
 
 /*
@@ -207,36 +212,33 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	*head_size = 0;
 	/* This publisher's table may lack some of the columns asked for (its
 	 * schema version or layout has no such field): those read as NULL. */
-	char *probe = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table);
-	rc = probe ? sqlite3_prepare_v2(qry_db(q), probe, -1, &st, NULL) : SQLITE_NOMEM;
-	sqlite3_free(probe);
-	if (rc != SQLITE_OK) {
+	if (!qry_has_column(q, s->table, NULL)) {
 		snprintf(why, whylen, "no table %s here", s->table);
 		return -ENOENT;
 	}
 	append(&sql, &len, &cap, "SELECT ");
 	for (size_t i = 0; i < s->n_columns; i++) {
-		int have = 0;
-		for (int k = 0; k < sqlite3_column_count(st) && !have; k++)
-			have = strcmp(sqlite3_column_name(st, k), s->columns[i]) == 0;
-		if (have)
+		if (qry_has_column(q, s->table, s->columns[i]))
 			quote_ident(&sql, &len, &cap, s->columns[i]);
 		else
 			append(&sql, &len, &cap, "NULL");
 		append(&sql, &len, &cap, ", ");
 	}
-	sqlite3_finalize(st);
-	st = NULL;
 	append(&sql, &len, &cap, "_publisher, _seq, _hash, _head_size");
 	if ((rc = append_from_where(q, s, &sql, &len, &cap, why, whylen)) < 0) {
 		free(sql);
 		return rc;
 	}
-	/* Pages resume after the last _seq sent: each costs its own size. */
+	/* Pages resume after the last _seq sent: each costs its own size.
+	 * The bound is a plain term (no OR), so that the table is offered it
+	 * and starts reading the log there. */
 	char tailbuf[96];
 	size_t pn = s->n_constraints + 2;
-	snprintf(tailbuf, sizeof(tailbuf), " AND (?%zu IS NULL OR _seq > ?%zu) ORDER BY _seq LIMIT ?%zu",
-		 pn, pn, pn + 1);
+	if (s->resume)
+		snprintf(tailbuf, sizeof(tailbuf), " AND _seq > ?%zu ORDER BY _seq LIMIT ?%zu", pn,
+			 pn + 1);
+	else
+		snprintf(tailbuf, sizeof(tailbuf), " ORDER BY _seq LIMIT ?%zu", pn + 1);
 	append(&sql, &len, &cap, tailbuf);
 	if (sql == NULL)
 		return -ENOMEM;
@@ -252,18 +254,14 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	if (s->resume)
 		sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)s->after_seq);
 	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)limit + 1);
-	out->rows = calloc(limit, sizeof(*out->rows));
-	if (out->rows == NULL) {
-		sqlite3_finalize(st);
-		return -ENOMEM;
-	}
+	size_t nalloc = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_buf b = { 0 };
 		if (out->n_rows == limit || bytes > max_bytes) {
 			out->more = 1;
 			break;
 		}
-		if (encode_stmt_row(st, &b) < 0) {
+		if (grow_rows(out, &nalloc) < 0 || encode_stmt_row(st, &b) < 0) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -287,7 +285,7 @@ static int known_column(struct qry *q, const char *table, const char *column)
 	if (strcmp(column, "_publisher") == 0 || strcmp(column, "_seq") == 0 ||
 	    strcmp(column, "_hash") == 0 || strcmp(column, "_head_size") == 0)
 		return 1;
-	return has_column(qry_db(q), table, column);
+	return qry_has_column(q, table, column);
 }
 
 /*
@@ -312,12 +310,7 @@ static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *o
 		snprintf(why, whylen, "too many groups or aggregates");
 		return MU_E_USAGE;
 	}
-	char *probe = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", s->table);
-	rc = probe ? sqlite3_prepare_v2(qry_db(q), probe, -1, &st, NULL) : SQLITE_NOMEM;
-	sqlite3_free(probe);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc != SQLITE_OK) {
+	if (!qry_has_column(q, s->table, NULL)) {
 		snprintf(why, whylen, "no table %s here", s->table);
 		return -ENOENT;
 	}
@@ -379,11 +372,7 @@ static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *o
 	sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)limit + 1);
 	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)s->offset);
 	out->grouped = 1;
-	out->rows = calloc(limit ? limit : 1, sizeof(*out->rows));
-	if (out->rows == NULL) {
-		sqlite3_finalize(st);
-		return -ENOMEM;
-	}
+	size_t nalloc = 0;
 	int hcol = (int)(nk + s->n_aggregates);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rec_buf b = { 0 };
@@ -391,7 +380,7 @@ static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *o
 			out->more = 1;
 			break;
 		}
-		if (encode_stmt_row(st, &b) < 0) {
+		if (grow_rows(out, &nalloc) < 0 || encode_stmt_row(st, &b) < 0) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -592,9 +581,12 @@ struct scan_cache {         /* identical scans (e.g. a join's inner loop) run on
 	struct scan_cache *next;
 };
 
+struct conn_pool;
+
 struct fedq {
 	struct node *n;
 	void *zctx;
+	struct conn_pool *pool;    /* the worker's open connections to other nodes */
 	int members;            /* the asker may read members-only data */
 	int local_only;
 	char *valid_at;         /* Query.valid_at, passed to every scan ("": every row) */
@@ -926,6 +918,7 @@ struct pending_scan {
 	size_t head_len;
 	struct rec_buf *rows;   /* encoded rows received */
 	size_t nrows, caprows;
+	int inflight;           /* a request on sock awaits its reply */
 };
 
 static int keep_rows(struct pending_scan *p, ProtobufCBinaryData *rows, size_t n)
@@ -1006,18 +999,115 @@ static void scan_here(struct fedq *fq, struct pending_scan *p, const char *kind)
 	}
 }
 
+/*
+ * Connections to other nodes outlive a query: the worker keeps one idle
+ * DEALER per node (endpoint and CURVE key), so a query does not pay a TCP
+ * connect and a CURVE handshake per node. Only the worker thread uses
+ * them. A socket goes back to the pool only with no request awaiting its
+ * reply (a late answer can never be taken for the next query's).
+ */
+#define POOL_MAX 64
+
+struct conn_pool {
+	struct pooled {
+		char endpoint[256];
+		uint8_t key[32];
+		void *sock;
+	} conn[POOL_MAX];
+	size_t n;
+	/* Signed heads whose signature was found good under the newest trust
+	 * list version then: the same bytes under the same version need no
+	 * second Ed25519 check (the check depends on nothing else). */
+	struct verified {
+		uint64_t trust_version;
+		uint8_t *head;
+		size_t len;
+	} seen[POOL_MAX];
+	size_t nseen, next_seen;
+};
+
+static int head_seen(const struct conn_pool *pl, uint64_t nv, const uint8_t *b, size_t len)
+{
+	for (size_t i = 0; pl != NULL && i < pl->nseen; i++)
+		if (pl->seen[i].trust_version == nv && pl->seen[i].len == len &&
+		    memcmp(pl->seen[i].head, b, len) == 0)
+			return 1;
+	return 0;
+}
+
+static void head_seen_add(struct conn_pool *pl, uint64_t nv, const uint8_t *b, size_t len)
+{
+	uint8_t *copy;
+
+	if (pl == NULL || len == 0 || (copy = malloc(len)) == NULL)
+		return;
+	memcpy(copy, b, len);
+	size_t i = pl->nseen < POOL_MAX ? pl->nseen++ : pl->next_seen++ % POOL_MAX;
+	if (i < pl->nseen && pl->seen[i].head != NULL)
+		free(pl->seen[i].head);
+	pl->seen[i] = (struct verified){ nv, copy, len };
+}
+
+static void *pool_take(struct fedq *fq, const char *endpoint, const uint8_t key[32])
+{
+	struct conn_pool *pl = fq->pool;
+	void *sock;
+
+	for (size_t i = 0; pl != NULL && i < pl->n; i++)
+		if (strcmp(pl->conn[i].endpoint, endpoint) == 0 && memcmp(pl->conn[i].key, key, 32) == 0) {
+			sock = pl->conn[i].sock;
+			pl->conn[i] = pl->conn[--pl->n];
+			return sock;
+		}
+	if ((sock = zmq_socket(fq->zctx, ZMQ_DEALER)) == NULL)
+		return NULL;
+	if (wire_curve_client(sock, fq->n->pub, fq->n->sec, key) < 0 || zmq_connect(sock, endpoint) != 0) {
+		zmq_close(sock);
+		return NULL;
+	}
+	return sock;
+}
+
+/* Give p's socket back (or close it when a reply is outstanding). */
+static void pool_put(struct fedq *fq, struct pending_scan *p)
+{
+	struct conn_pool *pl = fq->pool;
+
+	if (p->sock == NULL)
+		return;
+	if (pl != NULL && !p->inflight && pl->n < POOL_MAX) {
+		struct pooled *c = &pl->conn[pl->n++];
+		snprintf(c->endpoint, sizeof(c->endpoint), "%s", p->src->endpoint);
+		memcpy(c->key, p->src->key, 32);
+		c->sock = p->sock;
+	} else {
+		zmq_close(p->sock);
+	}
+	p->sock = NULL;
+}
+
+static void pool_close(struct conn_pool *pl)
+{
+	for (size_t i = 0; i < pl->n; i++)
+		zmq_close(pl->conn[i].sock);
+	pl->n = 0;
+	for (size_t i = 0; i < pl->nseen; i++)
+		free(pl->seen[i].head);
+	pl->nseen = 0;
+}
+
 static int send_scan(struct fedq *fq, struct pending_scan *p)
 {
-	if (p->sock == NULL) {
-		p->sock = zmq_socket(fq->zctx, ZMQ_DEALER);
-		if (p->sock == NULL || wire_curve_client(p->sock, fq->n->pub, fq->n->sec, p->src->key) < 0 ||
-		    zmq_connect(p->sock, p->src->endpoint) != 0)
-			return -errno;
-	}
+	int rc;
+
+	if (p->sock == NULL && (p->sock = pool_take(fq, p->src->endpoint, p->src->key)) == NULL)
+		return errno ? -errno : -EIO;
 	p->scan.resume = p->resumed;
 	p->scan.after_seq = p->last_seq;
 	p->scan.limit = FEDQ_SCAN_PAGE;
-	return wire_send(p->sock, NULL, 0, MUSUBI__MSG_TYPE__MSG_SCAN, 1, &p->scan.base);
+	if ((rc = wire_send(p->sock, NULL, 0, MUSUBI__MSG_TYPE__MSG_SCAN, 1, &p->scan.base)) == 0)
+		p->inflight = 1;
+	return rc;
 }
 
 /* One reply from a remote scan: keep rows, check the head, page on. */
@@ -1034,6 +1124,7 @@ static void on_scan_reply(struct fedq *fq, struct pending_scan *p)
 		wire_msg_fini(&m);
 		return;
 	}
+	p->inflight = 0;   /* the one reply to the request sent */
 	if (m.env->type == MUSUBI__MSG_TYPE__MSG_ERROR) {
 		Musubi__Error *e = musubi__error__unpack(NULL, m.env->payload.len, m.env->payload.data);
 		p->failed = p->done = 1;
@@ -1064,8 +1155,16 @@ static void on_scan_reply(struct fedq *fq, struct pending_scan *p)
 		if (strcmp(hs.hd->h.publisher, p->src->publisher) != 0)
 			rc = MU_E_TRUST;
 		else if ((rc = store_read_begin(fq->n->st, &t)) == 0) {
-			if ((rc = trust_head_key(NULL, &t, &hs.hd->h, &key, why, sizeof(why))) == 0)
-				rc = head_check_signature(&hs, key);
+			const uint8_t *tl;
+			size_t tlen;
+			uint64_t nv = 0;
+			int known = store_trust_latest(&t, &nv, &tl, &tlen) == 0;
+			if (!known || !head_seen(fq->pool, nv, r->signed_head.data, r->signed_head.len)) {
+				if ((rc = trust_head_key(NULL, &t, &hs.hd->h, &key, why, sizeof(why))) == 0)
+					rc = head_check_signature(&hs, key);
+				if (rc == 0 && known)
+					head_seen_add(fq->pool, nv, r->signed_head.data, r->signed_head.len);
+			}
 			store_read_end(&t);
 		}
 		sig_key_destroy(&key);
@@ -1356,6 +1455,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 
 	nsrc = table_sources(fq, v->name, &src);
 	struct pending_scan *ps = calloc(nsrc ? nsrc : 1, sizeof(*ps));
+	int local_later = 0;
 	for (size_t i = 0; ps && i < nsrc; i++) {
 		ps[i].src = &src[i];
 		musubi__scan__init(&ps[i].scan);
@@ -1382,7 +1482,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			ps[i].kind = "absent";
 		} else if (src[i].is_self || fq->local_only || src[i].endpoint[0] == '\0') {
 			if (src[i].is_self || src[i].has_replica)
-				scan_here(fq, &ps[i], src[i].is_self ? "publisher" : "replica");
+				local_later = 1;   /* below, once every remote scan is asked */
 			else {
 				ps[i].done = ps[i].failed = 1;
 				snprintf(ps[i].reason, sizeof(ps[i].reason), fq->local_only ?
@@ -1393,6 +1493,11 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			snprintf(ps[i].reason, sizeof(ps[i].reason), "cannot connect to %s", src[i].endpoint);
 		}
 	}
+	/* The scans answered here run while the other nodes work on theirs. */
+	for (size_t i = 0; local_later && ps && i < nsrc; i++)
+		if (!ps[i].done && ps[i].sock == NULL &&
+		    (src[i].is_self || fq->local_only || src[i].endpoint[0] == '\0'))
+			scan_here(fq, &ps[i], src[i].is_self ? "publisher" : "replica");
 	/* Wait for every remote scan, until the deadline. */
 	for (;;) {
 		size_t waiting = 0;
@@ -1458,8 +1563,7 @@ static int fed_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, 
 			free(q->rows[r].data);
 		free(q->rows);
 		free(q->head);
-		if (q->sock)
-			zmq_close(q->sock);
+		pool_put(fq, q);
 	}
 	if (sc != NULL) {
 		sc->key = key;
@@ -1785,7 +1889,8 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	struct qry *local = NULL;
-	struct qry_opts lo = { .members_view = fq->members, .why = why, .whylen = whylen };
+	struct qry_opts lo = { .members_view = fq->members, .why = why, .whylen = whylen,
+			       .catalogue_only = 1 };
 	struct store_txn t;
 	const char *tail;
 	size_t nrows = 0;
@@ -1935,6 +2040,7 @@ out:
 struct worker {
 	struct node *n;
 	void *sock;
+	struct conn_pool pool;
 };
 
 /* The heads a manifest names, as [{table, publisher, head_size}]: from its
@@ -1972,7 +2078,7 @@ static void worker_answer(struct worker *w, void *sock, zmq_msg_t *rid, const ch
 	Musubi__Envelope *env = musubi__envelope__unpack(NULL, env_len, env_buf);
 	Musubi__Query *q = env ? musubi__query__unpack(NULL, env->payload.len, env->payload.data) : NULL;
 	Musubi__QueryResult res = MUSUBI__QUERY_RESULT__INIT;
-	struct fedq fq = { .n = w->n };
+	struct fedq fq = { .n = w->n, .pool = &w->pool };
 	struct rec_buf *rowbufs = NULL;
 	char why[512] = "";
 	int rc;
@@ -2080,6 +2186,7 @@ static void *worker_main(void *arg)
 		zmq_msg_close(&user);
 		zmq_msg_close(&env);
 	}
+	pool_close(&w->pool);
 	zmq_close(w->sock);
 	free(w);
 	return NULL;

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ enum cls { CLS_NONE = 0, CLS_TEXT, CLS_INT, CLS_REAL, CLS_GEO };
 /* One schema version rows of a table may use. */
 struct variant {
 	char *ref;                 /* "id@version" */
-	struct schema *s;
+	struct schema *s;          /* the schema cache's when shared, else ours */
+	int shared;
 	int *col;                  /* field index -> table column, or -1 */
 };
 
@@ -100,6 +102,7 @@ struct table {
 	struct variant *var;
 	size_t nvar;
 	int valid_col[2];          /* columns marked x-valid from / until, or -1 */
+	size_t last_var;           /* the variant of the last row decoded */
 	struct qry *q;
 };
 
@@ -129,7 +132,10 @@ enum plan { P_PUB = 1, P_KEY = 2, P_SEQ = 4, P_LO = 8, P_HI = 16, P_LOG = 32, P_
 struct logpos {
 	uint64_t next;             /* the next seq to look at */
 	int have, done;            /* ent holds the live row at next; no more */
-	struct rec_entry_decoded *ent;
+	struct rec_entry_decoded *ent;   /* NULL or &ent_mem, decoded into arena */
+	struct rec_entry_decoded ent_mem;
+	struct rec_arena arena;
+	struct store_iter it;      /* the entries from next on, once begun */
 };
 
 /* A numeric operand: an integer, or a real. */
@@ -168,12 +174,17 @@ struct cursor {
 	const struct fold *list;   /* M_LIST: rows fpos..fend of a fold or index */
 	size_t fpos, fend;
 	int eof;
-	/* the current row, decoded on demand */
+	/* the current row, decoded on demand; ent and row point to ent_mem
+	 * and row_mem (decoded into the arenas, reused row after row, no
+	 * malloc per field) or to a logpos's ent_mem */
 	uint64_t row_seq;
 	int loaded;
 	struct rec_entry_decoded *ent;
 	struct rec_row *row;
 	const struct mu_value **vals;
+	struct rec_entry_decoded ent_mem;
+	struct rec_row row_mem;
+	struct rec_arena ent_arena, row_arena;
 };
 
 static void set_why(const struct qry_opts *o, const char *fmt, ...)
@@ -253,7 +264,64 @@ static const char *cls_decl(enum cls c)
 /* The Table Schema of ref: as the store holds it, else a built-in one (only
  * for plain ids, so a hostile ref never names a file, and only when its
  * digest is the one the dataset records, when that is known). */
-static int load_schema(struct qry *q, const char *ref, const uint8_t *digest, struct schema **out)
+/*
+ * Parsed schemas of stores, shared by every qry of the process: parsing
+ * is a good part of a small query's cost (a federated lookup opens a qry
+ * on every node). An entry is found by its reference and its exact JSON
+ * bytes, so a schema stored anew under the same reference is parsed
+ * anew. Entries are never changed or freed once made (qry only reads a
+ * schema); past SCHEMA_CACHE_MAX, schemas are parsed for each qry.
+ */
+#define SCHEMA_CACHE_MAX 64
+
+static struct schema_cached {
+	char *ref;
+	uint8_t *json;
+	size_t len;
+	struct schema *s;
+} schema_cache[SCHEMA_CACHE_MAX];
+static size_t schema_cache_n;
+static pthread_mutex_t schema_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The schema of json under ref: *shared 1 when the cache holds it (never
+ * destroy it), 0 when it is the caller's. */
+static int schema_parse_cached(const char *ref, const uint8_t *json, size_t len,
+			       struct schema **out, int *shared)
+{
+	struct schema_cached *c;
+	int rc;
+
+	*shared = 0;
+	pthread_mutex_lock(&schema_cache_lock);
+	for (size_t i = 0; i < schema_cache_n; i++) {
+		c = &schema_cache[i];
+		if (c->len == len && strcmp(c->ref, ref) == 0 && memcmp(c->json, json, len) == 0) {
+			*out = c->s;
+			*shared = 1;
+			pthread_mutex_unlock(&schema_cache_lock);
+			return 0;
+		}
+	}
+	rc = schema_parse((const char *)json, len, out, NULL);
+	if (rc == 0 && schema_cache_n < SCHEMA_CACHE_MAX) {
+		c = &schema_cache[schema_cache_n];
+		if ((c->ref = strdup(ref)) != NULL && (c->json = malloc(len ? len : 1)) != NULL) {
+			memcpy(c->json, json, len);
+			c->len = len;
+			c->s = *out;
+			schema_cache_n++;
+			*shared = 1;
+		} else {
+			free(c->ref);
+			c->ref = NULL;
+		}
+	}
+	pthread_mutex_unlock(&schema_cache_lock);
+	return rc;
+}
+
+static int load_schema(struct qry *q, const char *ref, const uint8_t *digest, struct schema **out,
+		       int *shared)
 {
 	const uint8_t *json;
 	size_t len;
@@ -262,8 +330,9 @@ static int load_schema(struct qry *q, const char *ref, const uint8_t *digest, st
 	int rc;
 
 	*out = NULL;
+	*shared = 0;
 	if ((rc = store_schema_get(&q->t, ref, &json, &len)) == 0)
-		return schema_parse((const char *)json, len, out, NULL);
+		return schema_parse_cached(ref, json, len, out, shared);
 	if (rc != -ENOENT)
 		return rc;
 	if (at == NULL || (size_t)(at - ref) >= sizeof(id))
@@ -311,26 +380,29 @@ static int add_variant(struct qry *q, struct table *t, const char *ref, const ui
 {
 	struct variant *v = find_variant(t, ref), *grown;
 	struct schema *s = NULL;
-	int rc;
+	int rc, shared = 0;
 
 	if (v != NULL) {
 		*out = v;
 		return 0;
 	}
-	if ((rc = load_schema(q, ref, digest, &s)) < 0)
+	if ((rc = load_schema(q, ref, digest, &s, &shared)) < 0)
 		return rc;
 	if ((grown = realloc(t->var, (t->nvar + 1) * sizeof(*grown))) == NULL) {
-		schema_destroy(&s);
+		if (!shared)
+			schema_destroy(&s);
 		return -ENOMEM;
 	}
 	t->var = grown;
 	v = &t->var[t->nvar];
 	memset(v, 0, sizeof(*v));
 	if ((v->ref = strdup(ref)) == NULL) {
-		schema_destroy(&s);
+		if (!shared)
+			schema_destroy(&s);
 		return -ENOMEM;
 	}
 	v->s = s;
+	v->shared = shared;
 	t->nvar++;
 	*out = v;
 	return 0;
@@ -559,7 +631,8 @@ static void table_fini(struct table *t)
 	}
 	for (size_t i = 0; i < t->nvar; i++) {
 		free(t->var[i].ref);
-		schema_destroy(&t->var[i].s);
+		if (!t->var[i].shared)
+			schema_destroy(&t->var[i].s);
 		free(t->var[i].col);
 	}
 	for (size_t i = 0; i < t->ncols; i++)
@@ -980,8 +1053,9 @@ static int vt_open(sqlite3_vtab *vtp, sqlite3_vtab_cursor **out)
 
 static void row_clear(struct cursor *c)
 {
-	rec_row_free(&c->row);
-	rec_entry_free(&c->ent);
+	/* Arena memory: nothing to free, the next decode reuses it. */
+	c->row = NULL;
+	c->ent = NULL;
 	c->loaded = 0;
 }
 
@@ -1005,8 +1079,10 @@ static void plan_clear(struct cursor *c)
 	c->key_col = -1;
 	c->has_seq = c->empty = c->nrange = 0;
 	c->nlo.set = c->nhi.set = 0;
-	for (size_t i = 0; c->lp != NULL && i < c->tab->nsrc; i++)
-		rec_entry_free(&c->lp[i].ent);
+	for (size_t i = 0; c->lp != NULL && i < c->tab->nsrc; i++) {
+		rec_arena_fini(&c->lp[i].arena);
+		store_iter_end(&c->lp[i].it);
+	}
 	free(c->lp);
 	c->lp = NULL;
 	c->log = 0;
@@ -1017,6 +1093,8 @@ static int vt_close(sqlite3_vtab_cursor *cur)
 	struct cursor *c = (struct cursor *)cur;
 
 	plan_clear(c);
+	rec_arena_fini(&c->ent_arena);
+	rec_arena_fini(&c->row_arena);
 	free(c->vals);
 	sqlite3_free(c);
 	return SQLITE_OK;
@@ -1055,7 +1133,7 @@ static int arg_integer(sqlite3_value *arg, int64_t *v)
 
 static int decode_row(struct table *t, struct source *s, uint64_t seq,
 		      struct rec_entry_decoded **ent, struct rec_row **row,
-		      const struct mu_value **vals);
+		      const struct mu_value **vals, struct cursor *c);
 
 /* The key of a value in the equality index of a column of class cls:
  * text bytes, or a number as a double (SQLite compares integers and
@@ -1171,7 +1249,7 @@ static int autoidx_get(struct table *t, struct source *s, int col, int build,
 			rc = MU_E_CORRUPT;   /* more rows than the dataset counts */
 			break;
 		}
-		rc = decode_row(t, s, sv.seq, &ent, &row, vals);
+		rc = decode_row(t, s, sv.seq, &ent, &row, vals, NULL);
 		if (rc == 0 && value_key(t->cls[col], vals[col], &num, &k, &klen) &&
 		    (rc = rec_buf_reserve(&keys, klen)) == 0) {
 			memcpy(keys.data + keys.len, k, klen);
@@ -1499,24 +1577,38 @@ static int log_peek(struct cursor *c, size_t i)
 	struct qry *q = c->tab->q;
 	const uint8_t *buf;
 	size_t len;
-	uint64_t cur;
+	uint64_t cur, got;
 	int rc;
+	/* At the head of a log with as many live rows as entries, every
+	 * entry is the live row of its key: no lookup needed. */
+	int all_live = s->from_state && s->rows == s->size;
 
 	if (!s->from_state && s->fold == NULL && (rc = fold_build(q, s, &s->fold)) < 0)
+		return rc;
+	if (p->it.cur == NULL && p->next < s->size &&
+	    (rc = store_entry_iter_begin(&q->t, s->lid, p->next, &p->it)) < 0)
 		return rc;
 	for (; p->next < s->size && p->next <= c->shi; p->next++) {
 		if (p->next % FOLD_CHECK_EVERY == 0 && over_time(q))
 			return MU_E_TIMEOUT;
-		if ((rc = store_entry_get(&q->t, s->lid, p->next, &buf, &len)) < 0 ||
-		    (rc = rec_entry_decode(buf, len, &p->ent)) < 0)
-			return rc == -ENOENT ? MU_E_CORRUPT : rc;
+		p->ent = NULL;
+		/* The cursor steps with p->next: entries are seqs 0..size-1. */
+		if ((rc = store_entry_iter_next(&p->it, &got, &buf, &len)) < 0)
+			return rc;
+		if (rc == 0 || got != p->next)
+			return MU_E_CORRUPT;
+		if ((rc = rec_entry_decode_in(&p->arena, buf, len, &p->ent_mem.e)) < 0)
+			return rc;
+		p->ent = &p->ent_mem;
+		if (all_live && p->ent->e.op == REC_UPSERT)
+			return 1;
 		rc = p->ent->e.op == REC_UPSERT ?
 			current_seq(q, s, (const uint8_t *)p->ent->e.key, p->ent->e.key_len, &cur) : 0;
 		if (rc < 0)
 			return rc;
 		if (rc == 1 && cur == p->next)
 			return 1;   /* live at the head: its row */
-		rec_entry_free(&p->ent);
+		p->ent = NULL;
 	}
 	return 0;
 }
@@ -1715,36 +1807,69 @@ static int vt_eof(sqlite3_vtab_cursor *cur)
 	return ((struct cursor *)cur)->eof;
 }
 
+/* Is ref "<id>@<version>"? */
+static int ref_is(const char *ref, const char *id, unsigned version)
+{
+	size_t n = strlen(id);
+	char *end;
+
+	return strncmp(ref, id, n) == 0 && ref[n] == '@' &&
+	       strtoul(ref + n + 1, &end, 10) == version && *end == '\0';
+}
+
 /* Decode entry seq of s (unless *ent holds it already) and map its values
  * onto t's columns: vals[col] points into *row (NULL where the row's
- * version lacks the column). */
+ * version lacks the column). With a cursor c, the entry and the row are
+ * decoded into its arenas (*ent, *row: its ent_mem, row_mem), else onto
+ * the heap (the caller frees them). */
 static int decode_row(struct table *t, struct source *s, uint64_t seq,
 		      struct rec_entry_decoded **ent, struct rec_row **row,
-		      const struct mu_value **vals)
+		      const struct mu_value **vals, struct cursor *c)
 {
 	struct qry *q = t->q;
-	struct variant *v;
+	struct variant *v = NULL;
 	const uint8_t *buf;
 	size_t len;
 	char ref[200];
 	int rc;
 
-	if (*ent == NULL && ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0 ||
-			     (rc = rec_entry_decode(buf, len, ent)) < 0))
-		return rc == -ENOENT ? MU_E_CORRUPT : rc;
+	if (*ent == NULL) {
+		if ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0)
+			return rc == -ENOENT ? MU_E_CORRUPT : rc;
+		if (c == NULL) {
+			rc = rec_entry_decode(buf, len, ent);
+		} else if ((rc = rec_entry_decode_in(&c->ent_arena, buf, len, &c->ent_mem.e)) == 0) {
+			c->ent_mem.msg_ = NULL;
+			*ent = &c->ent_mem;
+		}
+		if (rc < 0)
+			return rc;
+	}
 	const struct rec_entry *e = &(*ent)->e;
 	if (e->op != REC_UPSERT || e->row == NULL || e->schema_id == NULL)
 		return MU_E_CORRUPT;
-	snprintf(ref, sizeof(ref), "%s@%u", e->schema_id, e->schema_version);
-	if ((v = find_variant(t, ref)) == NULL) {
+	/* Rows of a source mostly share one schema version: try the last one
+	 * found before formatting a reference to look up. */
+	if (t->last_var < t->nvar && ref_is(t->var[t->last_var].ref, e->schema_id, e->schema_version))
+		v = &t->var[t->last_var];
+	if (v == NULL)
+		snprintf(ref, sizeof(ref), "%s@%u", e->schema_id, e->schema_version);
+	if (v == NULL && (v = find_variant(t, ref)) == NULL) {
 		/* A version outside the ones the columns were made from: map
 		 * what fits (compatible versions only add fields). */
 		if ((rc = add_variant(q, t, ref, e->schema_digest, &v)) < 0 ||
 		    (rc = map_variant(t, v)) < 0)
 			return rc == -ENOENT ? MU_E_SCHEMA : rc;
 	}
-	if ((rc = rec_row_decode(e->row, e->row_len, row)) < 0)
-		return rc;
+	t->last_var = (size_t)(v - t->var);
+	if (c == NULL) {
+		if ((rc = rec_row_decode(e->row, e->row_len, row)) < 0)
+			return rc;
+	} else {
+		if ((rc = rec_row_decode_in(&c->row_arena, e->row, e->row_len, &c->row_mem)) < 0)
+			return rc;
+		*row = &c->row_mem;
+	}
 	memset(vals, 0, t->ncols * sizeof(*vals));
 	for (size_t i = 0; i < (*row)->n && i < v->s->nfields; i++)
 		if (v->col[i] >= 0)
@@ -1760,7 +1885,7 @@ static int load_row(struct cursor *c)
 	if (c->loaded)
 		return 0;
 	if ((rc = decode_row(c->tab, &c->tab->src[c->isrc], c->row_seq, &c->ent, &c->row,
-			     c->vals)) < 0)
+			     c->vals, c)) < 0)
 		return rc;
 	c->loaded = 1;
 	return 0;
@@ -1987,7 +2112,7 @@ int qry_open(struct store *st, const struct qry_opts *o, struct qry **out)
 	for (size_t i = 0; i < q->ntab; i++)
 		if ((rc = build_columns(&q->tab[i])) < 0)
 			goto out;
-	if ((rc = db_setup(q, o)) < 0)
+	if (!o->catalogue_only && (rc = db_setup(q, o)) < 0)
 		goto out;
 	*out = q;
 	q = NULL;
@@ -2016,6 +2141,22 @@ void qry_close(struct qry **qp)
 	free(q->valid_at);
 	free(q);
 	*qp = NULL;
+}
+
+int qry_has_column(struct qry *q, const char *table, const char *column)
+{
+	for (size_t i = 0; i < q->ntab; i++) {
+		const struct table *t = &q->tab[i];
+		if (sqlite3_stricmp(t->name, table) != 0)
+			continue;
+		if (column == NULL)
+			return 1;
+		for (int k = 0; k < NPROV; k++)
+			if (sqlite3_stricmp(prov_names[k], column) == 0)
+				return 1;
+		return find_col(t, column) >= 0;
+	}
+	return 0;
 }
 
 sqlite3 *qry_db(struct qry *q)
@@ -2073,6 +2214,8 @@ int qry_exec(struct qry *q, const char *sql, qry_row_fn fn, void *ctx, char **er
 
 	if (err != NULL)
 		*err = NULL;
+	if (q->db == NULL)
+		return fail(err, MU_E_USAGE, "this qry was opened for its catalogue only");
 	for (size_t i = 0; i < q->ntab; i++)
 		for (size_t j = 0; j < q->tab[i].nsrc; j++)
 			q->tab[i].src[j].touched = 0;

@@ -93,6 +93,9 @@ struct qry_opts {
 	                             * "x-valid" (schema.h); NULL: every row */
 	char *why;                  /* optional: qry_open() writes why it failed */
 	size_t whylen;
+	int catalogue_only;         /* 1: no SQL connection is set up, only
+	                             * qry_tables() answers (qry_exec() fails
+	                             * with MU_E_USAGE, qry_db() is NULL) */
 };
 
 struct qry;
@@ -130,6 +133,11 @@ int qry_exec(struct qry *q, const char *sql, qry_row_fn fn, void *ctx, char **er
 /* The connection, for a caller that registers more tables of its own
  * (as eponymous virtual tables: the authorizer refuses CREATE). Borrowed. */
 sqlite3 *qry_db(struct qry *q);
+
+/* 1 if q has a table named table and, unless column is NULL, a column of
+ * that name in it (a data or provenance column; names compare as SQLite
+ * compares them, without case), else 0. No SQL is compiled. */
+int qry_has_column(struct qry *q, const char *table, const char *column);
 
 /*
  * What the last qry_exec() read: an array with one object per dataset and

@@ -107,26 +107,13 @@ out:
 	return rc;
 }
 
-int rec_row_decode(const uint8_t *buf, size_t len, struct rec_row **out)
+/* Fill out->values from a decoded Row (values already allocated). */
+static void row_from_msg(const Musubi__Row *m, struct mu_value *values)
 {
-	Musubi__Row *m = musubi__row__unpack(NULL, len, buf);
-	struct rec_row *r = NULL;
-
-	*out = NULL;
-	if (m == NULL)
-		return MU_E_DECODE;
-	r = calloc(1, sizeof(*r));
-	if (r == NULL || (m->n_values > 0 &&
-			  (r->values = calloc(m->n_values, sizeof(*r->values))) == NULL)) {
-		free(r);
-		musubi__row__free_unpacked(m, NULL);
-		return -ENOMEM;
-	}
-	r->n = m->n_values;
-	r->msg_ = m;
 	for (size_t i = 0; i < m->n_values; i++) {
 		const Musubi__Value *v = m->values[i];
-		struct mu_value *o = &r->values[i];
+		struct mu_value *o = &values[i];
+		memset(o, 0, sizeof(*o));
 		switch (v->kind_case) {
 		case MUSUBI__VALUE__KIND_TEXT:
 			o->kind = MU_VAL_TEXT;
@@ -150,6 +137,26 @@ int rec_row_decode(const uint8_t *buf, size_t len, struct rec_row **out)
 			break;
 		}
 	}
+}
+
+int rec_row_decode(const uint8_t *buf, size_t len, struct rec_row **out)
+{
+	Musubi__Row *m = musubi__row__unpack(NULL, len, buf);
+	struct rec_row *r = NULL;
+
+	*out = NULL;
+	if (m == NULL)
+		return MU_E_DECODE;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || (m->n_values > 0 &&
+			  (r->values = calloc(m->n_values, sizeof(*r->values))) == NULL)) {
+		free(r);
+		musubi__row__free_unpacked(m, NULL);
+		return -ENOMEM;
+	}
+	r->n = m->n_values;
+	r->msg_ = m;
+	row_from_msg(m, r->values);
 	*out = r;
 	return 0;
 }
@@ -307,6 +314,23 @@ int rec_entry_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, str
 	if ((m = musubi__entry__unpack(&alloc, len, buf)) == NULL)
 		return MU_E_DECODE;
 	entry_from_msg(m, out);
+	return 0;
+}
+
+int rec_row_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, struct rec_row *out)
+{
+	ProtobufCAllocator alloc = { arena_alloc, arena_free, a };
+	Musubi__Row *m;
+
+	memset(out, 0, sizeof(*out));
+	arena_reset(a);
+	if ((m = musubi__row__unpack(&alloc, len, buf)) == NULL)
+		return MU_E_DECODE;
+	if (m->n_values > 0 &&
+	    (out->values = arena_alloc(a, m->n_values * sizeof(*out->values))) == NULL)
+		return -ENOMEM;
+	row_from_msg(m, out->values);
+	out->n = m->n_values;
 	return 0;
 }
 

@@ -103,6 +103,10 @@ struct rec_arena {
 	void *extra;        /* their blocks, a list freed at the next reset */
 };
 int rec_entry_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, struct rec_entry *out);
+/* The same for a Row: out->values and their texts point into the arena,
+ * valid until the next decode with it; out is the caller's (never pass it
+ * to rec_row_free). Use another arena than the entry's the row came from. */
+int rec_row_decode_in(struct rec_arena *a, const uint8_t *buf, size_t len, struct rec_row *out);
 void rec_arena_fini(struct rec_arena *a);
 
 /* Tree head: encode the TreeHead bytes that get signed. */

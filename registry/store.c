@@ -644,6 +644,40 @@ int store_entry_get(struct store_txn *t, uint32_t lid, uint64_t seq, const uint8
 	return 0;
 }
 
+int store_entry_iter_begin(struct store_txn *t, uint32_t lid, uint64_t from, struct store_iter *it)
+{
+	it->lid = lid;
+	it->started = 0;
+	it->from = from;
+	return store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_ENTRIES], &it->cur));
+}
+
+int store_entry_iter_next(struct store_iter *it, uint64_t *seq, const uint8_t **buf, size_t *len)
+{
+	uint8_t k[12];
+	MDB_val kv = { sizeof(k), k }, v;
+	int rc;
+
+	if (!it->started) {
+		be32(k, it->lid);
+		be64(k + 4, it->from);
+		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_SET_RANGE);
+		it->started = 1;
+	} else {
+		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_NEXT);
+	}
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return store_err(rc);
+	if (kv.mv_size != sizeof(k) || get_be32(kv.mv_data) != it->lid)
+		return 0;
+	*seq = get_be64((const uint8_t *)kv.mv_data + 4);
+	*buf = v.mv_data;
+	*len = v.mv_size;
+	return 1;
+}
+
 static void node_key(uint8_t k[13], uint32_t lid, unsigned level, uint64_t index)
 {
 	be32(k, lid);

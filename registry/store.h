@@ -180,12 +180,19 @@ struct store_iter {
 	MDB_cursor *cur;
 	uint32_t lid;
 	int started;
+	uint64_t from;       /* store_entry_iter_begin's first seq */
 };
 int store_state_iter_begin(struct store_txn *t, uint32_t lid, struct store_iter *it);
 int store_state_iter_next(struct store_iter *it, const uint8_t **key, size_t *key_len,
 			  struct store_state_val *v);
 int store_iter_del(struct store_iter *it);
 void store_iter_end(struct store_iter *it);
+/* A log's entries in seq order from seq `from`, through a cursor (cheaper
+ * than a store_entry_get per seq): store_entry_iter_next returns 1 with
+ * *seq, *buf, *len (valid as store_entry_get's), 0 past the log's last
+ * entry, or an error. End with store_iter_end(). */
+int store_entry_iter_begin(struct store_txn *t, uint32_t lid, uint64_t from, struct store_iter *it);
+int store_entry_iter_next(struct store_iter *it, uint64_t *seq, const uint8_t **buf, size_t *len);
 
 /* Evidence of forks: stored forever, counted for status. */
 int store_evidence_put(struct store_txn *t, const char *dataset, int64_t found_us,
