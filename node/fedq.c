@@ -194,6 +194,43 @@ static int grow_rows(Musubi__ScanRows *out, size_t *cap)
 }
 
 /*
+ * Step st (then finalize it) into out's rows, encoded: at most limit rows
+ * and about max_bytes, after which out->more is set. *head_size becomes the
+ * largest value of column hcol, the signed head the rows come from.
+ */
+static int collect_rows(struct qry *q, sqlite3_stmt *st, Musubi__ScanRows *out, uint32_t limit,
+			size_t max_bytes, int hcol, uint64_t *head_size, char *why, size_t whylen)
+{
+	size_t nalloc = 0, bytes = 0;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rec_buf b = { 0 };
+		if (out->n_rows == limit || bytes > max_bytes) {
+			out->more = 1;
+			break;
+		}
+		if (grow_rows(out, &nalloc) < 0 || encode_stmt_row(st, &b) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if ((uint64_t)sqlite3_column_int64(st, hcol) > *head_size)
+			*head_size = (uint64_t)sqlite3_column_int64(st, hcol);
+		out->rows[out->n_rows].data = b.data;
+		out->rows[out->n_rows].len = b.len;
+		out->n_rows++;
+		bytes += b.len;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(qry_db(q)));
+		sqlite3_finalize(st);
+		return MU_E_USAGE;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
  * One publisher's part of one table, read from a local qry: the columns
  * asked for, then _publisher, _seq, _hash, _head_size. Rows are appended
  * to *rows (encoded). *more is set when limit cut the result.
@@ -206,7 +243,6 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	size_t len = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
 	uint32_t limit = s->limit && s->limit < max_rows ? s->limit : max_rows;
-	size_t bytes = 0;
 	int rc;
 
 	*head_size = 0;
@@ -254,30 +290,8 @@ static int scan_local(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *ou
 	if (s->resume)
 		sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)s->after_seq);
 	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)limit + 1);
-	size_t nalloc = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct rec_buf b = { 0 };
-		if (out->n_rows == limit || bytes > max_bytes) {
-			out->more = 1;
-			break;
-		}
-		if (grow_rows(out, &nalloc) < 0 || encode_stmt_row(st, &b) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		*head_size = (uint64_t)sqlite3_column_int64(st, (int)s->n_columns + 3);
-		out->rows[out->n_rows].data = b.data;
-		out->rows[out->n_rows].len = b.len;
-		out->n_rows++;
-		bytes += b.len;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		snprintf(why, whylen, "%s", sqlite3_errmsg(qry_db(q)));
-		sqlite3_finalize(st);
-		return MU_E_USAGE;
-	}
-	sqlite3_finalize(st);
-	return 0;
+	return collect_rows(q, st, out, limit, max_bytes, (int)s->n_columns + 3, head_size, why,
+			    whylen);
 }
 
 static int known_column(struct qry *q, const char *table, const char *column)
@@ -300,7 +314,7 @@ static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *o
 {
 	static const char *const funcs[] = { "count", "sum", "total", "min", "max" };
 	char *sql = NULL, buf[64];
-	size_t len = 0, cap = 0, bytes = 0, nk = s->n_group_by;
+	size_t len = 0, cap = 0, nk = s->n_group_by;
 	uint32_t limit = s->limit && s->limit < max_rows ? s->limit : max_rows;
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -372,32 +386,8 @@ static int scan_groups(struct qry *q, const Musubi__Scan *s, Musubi__ScanRows *o
 	sqlite3_bind_int64(st, (int)s->n_constraints + 2, (sqlite3_int64)limit + 1);
 	sqlite3_bind_int64(st, (int)s->n_constraints + 3, (sqlite3_int64)s->offset);
 	out->grouped = 1;
-	size_t nalloc = 0;
-	int hcol = (int)(nk + s->n_aggregates);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct rec_buf b = { 0 };
-		if (out->n_rows == limit || bytes > max_bytes) {
-			out->more = 1;
-			break;
-		}
-		if (grow_rows(out, &nalloc) < 0 || encode_stmt_row(st, &b) < 0) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		if ((uint64_t)sqlite3_column_int64(st, hcol) > *head_size)
-			*head_size = (uint64_t)sqlite3_column_int64(st, hcol);
-		out->rows[out->n_rows].data = b.data;
-		out->rows[out->n_rows].len = b.len;
-		out->n_rows++;
-		bytes += b.len;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		snprintf(why, whylen, "%s", sqlite3_errmsg(qry_db(q)));
-		sqlite3_finalize(st);
-		return MU_E_USAGE;
-	}
-	sqlite3_finalize(st);
-	return 0;
+	return collect_rows(q, st, out, limit, max_bytes, (int)(nk + s->n_aggregates), head_size,
+			    why, whylen);
 }
 
 static void free_scan_rows(Musubi__ScanRows *r)
