@@ -652,25 +652,40 @@ int store_entry_iter_begin(struct store_txn *t, uint32_t lid, uint64_t from, str
 	return store_err(mdb_cursor_open(t->txn, t->st->dbi[DB_ENTRIES], &it->cur));
 }
 
-int store_entry_iter_next(struct store_iter *it, uint64_t *seq, const uint8_t **buf, size_t *len)
+/* The first (from the key start, klen bytes) or next row of an iterator's
+ * dataset: 1 with *kv and *v, 0 past its rows, or an error. Rows of a
+ * dataset are the keys that start with its local id. */
+static int iter_step(struct store_iter *it, uint8_t *start, size_t klen, MDB_val *kv, MDB_val *v)
 {
-	uint8_t k[12];
-	MDB_val kv = { sizeof(k), k }, v;
 	int rc;
 
 	if (!it->started) {
-		be32(k, it->lid);
-		be64(k + 4, it->from);
-		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_SET_RANGE);
+		*kv = (MDB_val){ klen, start };
+		rc = mdb_cursor_get(it->cur, kv, v, MDB_SET_RANGE);
 		it->started = 1;
 	} else {
-		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_NEXT);
+		/* After mdb_cursor_del, LMDB's MDB_NEXT yields the row that
+		 * followed the deleted one, so deleting while iterating is safe. */
+		rc = mdb_cursor_get(it->cur, kv, v, MDB_NEXT);
 	}
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return store_err(rc);
-	if (kv.mv_size != sizeof(k) || get_be32(kv.mv_data) != it->lid)
+	return kv->mv_size >= 4 && get_be32(kv->mv_data) == it->lid;
+}
+
+int store_entry_iter_next(struct store_iter *it, uint64_t *seq, const uint8_t **buf, size_t *len)
+{
+	uint8_t k[12];
+	MDB_val kv, v;
+	int rc;
+
+	be32(k, it->lid);
+	be64(k + 4, it->from);
+	if ((rc = iter_step(it, k, sizeof(k), &kv, &v)) <= 0)
+		return rc;
+	if (kv.mv_size != sizeof(k))
 		return 0;
 	*seq = get_be64((const uint8_t *)kv.mv_data + 4);
 	*buf = v.mv_data;
@@ -880,24 +895,12 @@ int store_state_iter_next(struct store_iter *it, const uint8_t **key, size_t *ke
 			  struct store_state_val *sv)
 {
 	uint8_t k[4];
-	MDB_val kv = { 4, k }, v;
+	MDB_val kv, v;
 	int rc;
 
-	if (!it->started) {
-		be32(k, it->lid);
-		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_SET_RANGE);
-		it->started = 1;
-	} else {
-		/* After mdb_cursor_del, LMDB's MDB_NEXT yields the row that
-		 * followed the deleted one, so deleting while iterating is safe. */
-		rc = mdb_cursor_get(it->cur, &kv, &v, MDB_NEXT);
-	}
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return store_err(rc);
-	if (kv.mv_size < 4 || get_be32(kv.mv_data) != it->lid)
-		return 0;
+	be32(k, it->lid);
+	if ((rc = iter_step(it, k, sizeof(k), &kv, &v)) <= 0)
+		return rc;
 	if (v.mv_size != 40)
 		return MU_E_CORRUPT;
 	*key = (const uint8_t *)kv.mv_data + 4;
