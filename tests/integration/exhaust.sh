@@ -93,12 +93,8 @@ expect_status 0 "$MUSUBI" verify --dir "$BDIR"
 # the peer, and keeps serving reads.
 "$MUSUBI" publish --dir "$(fed_dir $A)" --dataset sites --schema "$SRC/tests/bench/bench_schema.json" \
 	"$WORK/big.csv" >/dev/null
-n=0
-until grep -q "cannot store 011002/sites" "$WORK/fed/$B.log"; do
-	n=$((n + 1))
-	[ $n -lt 100 ] || { fail "B does not log that it cannot store what it fetched"; break; }
-	sleep 0.1
-done
+wait_for_log "$WORK/fed/$B.log" "cannot store 011002/sites" 10 \
+	"B does not log that it cannot store what it fetched"
 grep "cannot store 011002/sites" "$WORK/fed/$B.log" | head -1 | grep -Eq "full|limit" ||
 	fail "B's log does not name the cause"
 grep -q "peer .*(011002).*cannot store\|peer .*(011002).*No space" "$WORK/fed/$B.log" &&
@@ -141,12 +137,8 @@ expect_status 0 "$MUSUBI" verify --dir "$CDIR"
 # A node started with --map-max 1M cannot hold A's 5000 rows: it logs why
 # and keeps answering; restarted without the limit, it catches up.
 FED_EXTRA="--map-max 1M" fed_start $C $A
-n=0
-until grep -q "cannot store 011002/sites" "$WORK/fed/$C.log"; do
-	n=$((n + 1))
-	[ $n -lt 100 ] || { fail "C does not log that its map is at map-max"; break; }
-	sleep 0.1
-done
+wait_for_log "$WORK/fed/$C.log" "cannot store 011002/sites" 10 \
+	"C does not log that its map is at map-max"
 grep "cannot store 011002/sites" "$WORK/fed/$C.log" | head -1 | grep -q "map-max" ||
 	fail "C's log does not name map-max"
 expect_status 0 "$MUSUBI" status --node "tcp://127.0.0.1:$(fed_port $C)" --dir "$CDIR" --json

@@ -45,12 +45,8 @@ expect_in "$WORK/err" "already redacted"
 expect_status 0 "$MUSUBI" redact --dir "$(fed_dir $A)" --dataset evacuation_sites --seq 347 \
 	--reason "personal data published by mistake"
 [ "$(fed_rows $A 011002/evacuation_sites)" = 299 ] || fail "seq 347 should be a deleted row's upsert"
-n=0
-until grep -q "honoured the redaction of 011002/evacuation_sites #347" "$WORK/fed/$C.log"; do
-	n=$((n + 1))
-	[ $n -lt 100 ] || { fail "C did not honour the redaction of #347"; break; }
-	sleep 0.2
-done
+wait_for_log "$WORK/fed/$C.log" "honoured the redaction of 011002/evacuation_sites #347" 20 \
+	"C did not honour the redaction of #347"
 for id in $A $B $C; do
 	expect_status 0 "$MUSUBI" verify --dir "$(fed_dir "$id")"
 done

@@ -39,6 +39,17 @@ finish() {
 }
 
 # json_field FILE EXPR: a value from a JSON document, via python3.
+# wait_for_log FILE TEXT SECONDS WHAT: until FILE holds TEXT; after SECONDS,
+# fail "WHAT" (a sentence saying what did not happen) and go on.
+wait_for_log() {
+	_n=0
+	until grep -qF -- "$2" "$1"; do
+		_n=$((_n + 1))
+		[ $_n -lt $(($3 * 10)) ] || { fail "$4"; return 0; }
+		sleep 0.1
+	done
+}
+
 json_field() {
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$1" "$2"
 }

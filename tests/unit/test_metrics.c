@@ -11,9 +11,9 @@
 #include "mu_err.h"
 #include "node.h"
 #include "store.h"
+#include "testutil.h"
 #include "util.h"
 
-static char tmpdir[] = "/tmp/mu-metrics-XXXXXX";
 
 static int has(const char *text, const char *line)
 {
@@ -30,13 +30,13 @@ static void test_render(void)
 	struct peer p;
 	struct peer_head heads[1];
 	struct metrics *m = NULL;
-	char cmd[300], *text;
+	char tmpdir[TU_DIR_MAX], *text;
 	size_t len = 0;
 	uint64_t count;
 	double sec;
 	int64_t now = mu_now_us();
 
-	REQUIRE(mkdtemp(tmpdir) != NULL);
+	REQUIRE(tu_tmpdir(tmpdir, "metrics") == 0);
 	memset(&n, 0, sizeof(n));
 	memset(&p, 0, sizeof(p));
 	memset(heads, 0, sizeof(heads));
@@ -110,8 +110,7 @@ static void test_render(void)
 	CHECK(m == NULL);
 	metrics_destroy(&m);   /* accepts NULL */
 	store_close(&n.st);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	CHECK(system(cmd) == 0);
+	CHECK(tu_rmrf(tmpdir) == 0);
 }
 
 static void test_bad_address(void)
