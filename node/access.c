@@ -21,8 +21,15 @@ void access_note(struct node *n, const char *client, const char *action, const c
 
 	if (n->naccess >= ACCESS_MAX_PENDING)
 		access_flush(n);
-	if (n->naccess >= ACCESS_MAX_PENDING)
-		return;   /* the flush failed: drop rather than grow without bound */
+	if (n->naccess >= ACCESS_MAX_PENDING) {
+		/* Not flushed (a failed write, or a restored node not yet caught
+		 * up): drop rather than grow without bound, and say so once. */
+		if (n->access_dropped++ == 0)
+			log_warn("access records are not being written (%s): dropping new ones",
+				 n->restore_pending ? "restored from a backup, not caught up yet" :
+				 "the access log cannot be appended to");
+		return;
+	}
 	r = realloc(n->access, (n->naccess + 1) * sizeof(*r));
 	if (r == NULL)
 		return;

@@ -59,12 +59,6 @@ static int own_behind(struct node *n, struct store_txn *t, const struct peer *p)
 	return 0;
 }
 
-static int clear_fn(struct store_txn *t, void *ctx)
-{
-	(void)ctx;
-	return backup_mark_restored(t, NULL);
-}
-
 void catchup_check(struct node *n, int64_t now)
 {
 	struct store_txn t;
@@ -83,7 +77,7 @@ void catchup_check(struct node *n, int64_t now)
 	store_read_end(&t);
 	if (answered == 0 || behind)
 		return;
-	int rc = store_write(n->st, clear_fn, NULL);
+	int rc = backup_clear_restored(n->st);
 	if (rc < 0) {
 		log_err("cannot clear the restored-from-backup mark: %s", mu_strerror(rc));
 		return;

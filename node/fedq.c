@@ -2004,7 +2004,8 @@ static int run_query(struct fedq *fq, const Musubi__Query *q, Musubi__QueryResul
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_NOMEM)
 			snprintf(why, whylen, "query exceeded the node's query memory (query-memory %zu "
-				 "bytes)", fq->n->cfg->query_memory);
+				 "bytes): narrow it with WHERE or LIMIT, or raise query-memory in "
+				 "musubid.conf", fq->n->cfg->query_memory);
 		else
 			snprintf(why, whylen, "%s", rc == SQLITE_INTERRUPT ?
 				 "the query ran past its time limit" : sqlite3_errmsg(db));

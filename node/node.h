@@ -111,6 +111,7 @@ struct node {
 	/* access records waiting to be appended to <member>/access_log */
 	struct access_rec { int64_t us; char client[64], action[16], dataset[160], detail[512]; } *access;
 	size_t naccess;
+	uint64_t access_dropped;        /* records dropped while they could not be written */
 	int64_t next_access_flush_us;
 	void *qsock;                    /* the query worker's end (fedq.c) */
 	pthread_t qthread;

@@ -217,19 +217,25 @@ int backup_restored(struct store_txn *t, char *when, size_t cap)
 
 	if (rc == -ENOENT)
 		return 0;
-	if (rc < 0)
-		return rc;
-	return len > 0;   /* cleared marks are empty */
+	return rc < 0 ? rc : 1;
 }
 
 int backup_mark_restored(struct store_txn *t, const char *when)
 {
-	return store_meta_put(t, BACKUP_RESTORED_KEY, when ? when : "", when ? strlen(when) : 0);
+	if (when != NULL)
+		return store_meta_put(t, BACKUP_RESTORED_KEY, when, strlen(when));
+	int rc = store_meta_del(t, BACKUP_RESTORED_KEY);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 static int mark_fn(struct store_txn *t, void *ctx)
 {
 	return backup_mark_restored(t, ctx);
+}
+
+int backup_clear_restored(struct store *st)
+{
+	return store_write(st, mark_fn, NULL);
 }
 
 /* Mark the copy in out as restored-from-backup (above), before the

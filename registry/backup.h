@@ -80,5 +80,8 @@ struct store_txn;
 int backup_restored(struct store_txn *t, char *when, size_t cap);
 /* Set (when != NULL) or clear (when == NULL) the mark. */
 int backup_mark_restored(struct store_txn *t, const char *when);
+/* Clear the mark in its own write transaction. */
+struct store;
+int backup_clear_restored(struct store *st);
 
 #endif

@@ -105,7 +105,7 @@ static int entry_at(struct view *v, uint64_t seq, struct rec_entry_decoded **d, 
 	*d = NULL;
 	if ((rc = store_entry_get(v->t, v->ds.local_id, seq, &buf, &len)) < 0)
 		return rc == -ENOENT ? MU_E_CORRUPT : rc;
-	if (len >= REDACT_MARKER_LEN && memcmp(buf, REDACT_MARKER, REDACT_MARKER_LEN) == 0) {
+	if (redact_is_stub(buf, len)) {
 		struct redact_stub stub;
 		if ((rc = redact_stub_decode(buf, len, &stub)) < 0)
 			return rc;

@@ -1118,10 +1118,14 @@ static int append_fn(struct store_txn *t, void *arg)
 		    (rc = store_state_put(t, ds.local_id, (const char *)p->key.data, p->key.len, &nv)) < 0)
 			goto out;
 	}
+	/* Appends (the node's own records) must not stop when the clock steps
+	 * back, and replicas refuse a head dated before the one it extends:
+	 * such a head takes its predecessor's time. */
+	int64_t when = p->now_us > ds.updated_us ? p->now_us : ds.updated_us;
 	struct rec_head h = {
 		.dataset = ds.name,
 		.size = ds.size,
-		.time_us = p->now_us,
+		.time_us = when,
 		.trust_version = p->trust_version,
 		.publisher = p->member,
 		.members_only = ds.members_only,
@@ -1132,7 +1136,7 @@ static int append_fn(struct store_txn *t, void *arg)
 	    (rc = store_head_put(t, ds.local_id, ds.size, p->entry.data, p->entry.len)) < 0)
 		goto out;
 	ds.head_size = ds.size;
-	ds.updated_us = p->now_us;
+	ds.updated_us = when;
 	rc = store_dataset_put(t, &ds);
 out:
 	store_dataset_fini(&ds);

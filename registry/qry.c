@@ -702,7 +702,7 @@ static int fold_build(struct qry *q, struct source *s, struct fold **out)
 		}
 		if ((rc = store_entry_get(&q->t, s->lid, seq, &buf, &len)) < 0)
 			goto out;
-		if (len >= REDACT_MARKER_LEN && memcmp(buf, REDACT_MARKER, REDACT_MARKER_LEN) == 0) {
+		if (redact_is_stub(buf, len)) {
 			/* A redacted entry keeps its key; its row is gone from every
 			 * state, so it folds as a delete would. */
 			struct redact_stub stub;
@@ -1597,6 +1597,8 @@ static int log_peek(struct cursor *c, size_t i)
 			return rc;
 		if (rc == 0 || got != p->next)
 			return MU_E_CORRUPT;
+		if (redact_is_stub(buf, len))
+			continue;   /* redacted: its row is gone from every state */
 		if ((rc = rec_entry_decode_in(&p->arena, buf, len, &p->ent_mem.e)) < 0)
 			return rc;
 		p->ent = &p->ent_mem;

@@ -10,7 +10,7 @@
 #include "redact.h"
 #include "util.h"
 
-static int is_stub(const uint8_t *buf, size_t len)
+int redact_is_stub(const uint8_t *buf, size_t len)
 {
 	return len >= REDACT_MARKER_LEN && memcmp(buf, REDACT_MARKER, REDACT_MARKER_LEN) == 0;
 }
@@ -20,7 +20,7 @@ int redact_stub_decode(const uint8_t *buf, size_t len, struct redact_stub *out)
 	Musubi__RedactedEntry *m;
 
 	memset(out, 0, sizeof(*out));
-	if (!is_stub(buf, len))
+	if (!redact_is_stub(buf, len))
 		return MU_E_DECODE;
 	m = musubi__redacted_entry__unpack(NULL, len - REDACT_MARKER_LEN, buf + REDACT_MARKER_LEN);
 	if (m == NULL || m->leaf_hash.len != 32 || strlen(m->dataset) >= sizeof(out->dataset)) {
@@ -57,7 +57,7 @@ int redact_leaf_hash(const uint8_t *buf, size_t len, merkle_hash out)
 {
 	Musubi__RedactedEntry *m;
 
-	if (!is_stub(buf, len)) {
+	if (!redact_is_stub(buf, len)) {
 		merkle_leaf_hash(buf, len, out);
 		return 0;
 	}

@@ -50,6 +50,8 @@ struct redact_stub {
 	uint8_t *notice;        /* malloc'd SignedRedaction bytes */
 	size_t notice_len;
 };
+/* Do stored entry bytes hold a stub (they start with the marker)? */
+int redact_is_stub(const uint8_t *buf, size_t len);
 /* Decode a stub (buf starts with the marker). */
 int redact_stub_decode(const uint8_t *buf, size_t len, struct redact_stub *out);
 void redact_stub_fini(struct redact_stub *s);

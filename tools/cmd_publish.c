@@ -143,14 +143,9 @@ static void print_text(const struct publish_result *r, int rc, const char *path,
 		       (unsigned long long)r->old_size, (unsigned long long)r->new_size,
 		       (unsigned long long)r->batches, r->batches == 1 ? "" : "es", root);
 }
-static int clear_mark(struct store_txn *t, void *ctx)
-{
-	(void)ctx;
-	return backup_mark_restored(t, NULL);
-}
-
 /* A store restored from a backup publishes only once its node has caught up
- * with its peers (backup.h), or when the operator says no peer is ahead. */
+ * with its peers (backup.h), or when the operator says no peer is ahead:
+ * then 1, and the mark goes once the publish has succeeded. */
 static int restore_guard(struct store *st, const char *dir, int after_restore)
 {
 	struct store_txn t;
@@ -168,7 +163,7 @@ static int restore_guard(struct store *st, const char *dir, int after_restore)
 	if (rc == 0)
 		return 0;
 	if (after_restore)
-		return store_write(st, clear_mark, NULL);
+		return 1;
 	cli_error("publish", "%s was restored from a backup taken %s and its node has not yet "
 		  "fetched back from its peers what was published since: a publish now would fork "
 		  "this member's logs. Start musubid and wait until `musubi status --dir %s` no "
@@ -244,8 +239,9 @@ int cmd_publish(int argc, char **argv)
 			  rc == -ENOENT ? " (run musubi init first)" : "");
 		return EXIT_FAILURE_;
 	}
-	if (!o.dry_run && (rc = restore_guard(st, dir, after_restore)) < 0) {
-		ret = rc == MU_E_USAGE ? EXIT_PROBLEM : EXIT_FAILURE_;
+	int clear_restored = 0;
+	if (!o.dry_run && (clear_restored = restore_guard(st, dir, after_restore)) < 0) {
+		ret = clear_restored == MU_E_USAGE ? EXIT_PROBLEM : EXIT_FAILURE_;
 		goto out;
 	}
 	snprintf(keypath, sizeof(keypath), "%s/keys/signing.pem", dir);
@@ -261,6 +257,9 @@ int cmd_publish(int argc, char **argv)
 		print_text(&res, rc, o.path, o.dry_run);
 	if (rc == 0 && res.batches > 0)
 		client_notify_local(dir, res.dataset);
+	if (rc == 0 && clear_restored == 1 && (rc = backup_clear_restored(st)) < 0)
+		cli_error("publish", "published, but cannot clear the restored-from-backup mark in "
+			  "%s: %s", dir, mu_strerror(rc));
 	ret = rc == 0 ? EXIT_OK : (rc == MU_E_SCHEMA || rc == MU_E_CSV || rc == MU_E_ENCODING ||
 				   rc == MU_E_USAGE) ? EXIT_PROBLEM : EXIT_FAILURE_;
 	publish_result_fini(&res);

@@ -58,6 +58,7 @@ fed_start $B $A
 fed_wait_rows $B 011002/evacuation_sites 348 30
 fed_wait_rows $A 222127/aed 82 30
 B_SIZE=$(entries "$BDIR" 222127/aed)
+[ "${B_SIZE:-0}" -gt 0 ] || fail "cannot read B's size of 222127/aed before the disk fills"
 
 # Fill the disk: every write that grows the store now fails.
 "$GENCSV" 5000 >"$WORK/big.csv"

@@ -13,14 +13,14 @@ fail() {
 
 # expect_status CODE CMD...: run CMD, fail unless it exits with CODE.
 expect_status() {
-	want=$1
+	_want=$1
 	shift
 	set +e
 	"$@" >"$WORK/out" 2>"$WORK/err"
-	got=$?
+	_got=$?
 	set -e
-	if [ "$got" -ne "$want" ]; then
-		fail "'$*' exited $got, wanted $want"
+	if [ "$_got" -ne "$_want" ]; then
+		fail "'$*' exited $_got, wanted $_want"
 		sed 's/^/  | /' "$WORK/out" "$WORK/err" >&2
 	fi
 }

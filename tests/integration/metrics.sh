@@ -107,6 +107,7 @@ done
 "$MUSUBI" query --node "tcp://127.0.0.1:$(fed_port $A)" --dir "$(fed_dir $A)" --format csv \
 	--timeout 30000 "SELECT count(*) FROM evacuation_sites" >"$WORK/q.csv" ||
 	fail "the query at A failed"
+expect_in "$WORK/q.csv" "348"
 wait_metric "$MA" 'musubi_queries_total{kind="query"}' 'v == 1'
 wait_metric "$MA" 'musubi_query_duration_seconds_count{kind="query"}' 'v == 1'
 wait_metric "$MA" 'musubi_query_duration_seconds_bucket{kind="query",le="+Inf"}' 'v == 1'

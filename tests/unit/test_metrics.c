@@ -122,6 +122,7 @@ static void test_bad_address(void)
 
 	memset(&n, 0, sizeof(n));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = (struct metrics *)&n;   /* metrics_new must set it to NULL */
 		CHECK_RC(metrics_new(&n, bad[i], &m), MU_E_USAGE);
 		CHECK(m == NULL);
 	}
